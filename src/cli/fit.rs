@@ -1,0 +1,167 @@
+//! `synth fit`: train a model on a table.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use sha2::{Digest, Sha256};
+
+use super::{DeviceChoice, Printer, default_model_dir};
+use crate::config::{EncodeConfig, FitConfig, GanConfig};
+use crate::data::io::read_table;
+use crate::data::schema::Schema;
+use crate::data::table::check_frame;
+use crate::gan::train::Control;
+use crate::tabular::{DataSummary, fit};
+
+/// Arguments of `synth fit`.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// The training table: Parquet, or CSV with a `.csv` extension
+    pub data: PathBuf,
+    /// Model directory to write [default: `<data name>.synth-model` in the current folder]
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Schema file (TOML) to use instead of inferring one; see `synth schema infer`
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
+    /// Passes over the training rows
+    #[arg(long, default_value_t = GanConfig::default().epochs)]
+    pub epochs: usize,
+    /// Rows per training batch; a multiple of `--pac`
+    #[arg(long, default_value_t = GanConfig::default().batch_size)]
+    pub batch_size: usize,
+    /// Rows the critic scores together (PacGAN)
+    #[arg(long, default_value_t = GanConfig::default().pac)]
+    pub pac: usize,
+    /// Critic updates per generator update
+    #[arg(long, default_value_t = GanConfig::default().critic_steps)]
+    pub critic_steps: usize,
+    /// Adam learning rate of both networks
+    #[arg(long, default_value_t = GanConfig::default().learning_rate)]
+    pub learning_rate: f64,
+    /// Most frequent values of a categorical column that get a one-hot slot each; rarer ones
+    /// share one "other" slot
+    #[arg(long, default_value_t = EncodeConfig::default().max_categories)]
+    pub max_categories: usize,
+    /// Values each column's Gaussian mixture is fitted on, drawn at random from the column
+    #[arg(long, default_value_t = EncodeConfig::default().mixture_sample)]
+    pub mixture_sample: usize,
+    /// Master seed; the same seed and data give the same model [default: drawn and reported]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where to train
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+    /// Replace the model directory if it exists
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl FitArgs {
+    fn config(&self) -> FitConfig {
+        let mut config = FitConfig::default();
+        config.gan.epochs = self.epochs;
+        config.gan.batch_size = self.batch_size;
+        config.gan.pac = self.pac;
+        config.gan.critic_steps = self.critic_steps;
+        config.gan.learning_rate = self.learning_rate;
+        config.encode.max_categories = self.max_categories;
+        config.encode.mixture_sample = self.mixture_sample;
+        config
+    }
+}
+
+pub(super) fn run(args: FitArgs, printer: Printer) -> anyhow::Result<()> {
+    let config = args.config();
+    crate::flag_ensure!(config.gan.pac > 0, "--pac", "must be at least 1");
+    crate::flag_ensure!(
+        config.encode.max_categories > 0,
+        "--max-categories",
+        "must be at least 1"
+    );
+    crate::flag_ensure!(
+        config.encode.mixture_sample > 0,
+        "--mixture-sample",
+        "must be at least 1"
+    );
+    let model_dir = args
+        .model
+        .clone()
+        .unwrap_or_else(|| default_model_dir(&args.data));
+    if model_dir.exists() && !args.force {
+        return Err(crate::Error::Write {
+            path: model_dir,
+            reason: "it already exists; pass `--force` or another `--model`".into(),
+        }
+        .into());
+    }
+    let device = args.device.resolve()?;
+
+    let frame = read_table(&args.data)?;
+    check_frame(&frame, &args.data)?;
+    let schema = match &args.schema {
+        Some(path) => {
+            let schema = Schema::load(path)?;
+            schema.check_against(&frame, path)?;
+            schema
+        }
+        None => Schema::infer(&frame, &config.encode)?,
+    };
+    let data = DataSummary {
+        source: args
+            .data
+            .file_name()
+            .map_or_else(String::new, |name| name.to_string_lossy().into_owned()),
+        fingerprint: fingerprint(&args.data)?,
+        rows: frame.height(),
+    };
+    let seed = args.seed.unwrap_or_else(crate::rng::fresh_seed);
+    tracing::debug!(?device, seed, rows = data.rows, "fitting");
+
+    let started = Instant::now();
+    let bar = printer.bar(
+        config.gan.epochs as u64,
+        "{spinner} epoch {pos}/{len} [{bar:30}] {elapsed_precise} eta {eta} {msg}",
+    );
+    let model = fit(&frame, &schema, &config, seed, data, &device, |metrics| {
+        bar.set_position(metrics.epoch as u64);
+        bar.set_message(format!(
+            "generator {:+.3} critic {:+.3}",
+            metrics.generator_loss, metrics.critic_loss
+        ));
+        Ok(Control::Continue)
+    })?;
+    bar.finish_and_clear();
+    model.save(&model_dir, args.force)?;
+    printer.status(&format!(
+        "Trained on {} rows for {} epochs in {:.1}s (seed {seed}); model written to `{}`",
+        model.manifest.data.rows,
+        model.manifest.epochs_run,
+        started.elapsed().as_secs_f64(),
+        model_dir.display()
+    ));
+    Ok(())
+}
+
+/// SHA-256 of a file's bytes, as hex.
+fn fingerprint(path: &std::path::Path) -> anyhow::Result<String> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
+}

@@ -1,0 +1,115 @@
+//! Settings of every stage, with their defaults.
+//!
+//! This is the one home of default values: the command line reads its defaults from these
+//! `Default` impls, and a fitted model stores the resolved settings it was trained with.
+//! The GAN defaults are those of the CTGAN reference (Xu et al. 2019, arXiv 1907.00503).
+
+use serde::{Deserialize, Serialize};
+
+use crate::encode::bgm::BgmConfig;
+
+/// How columns are encoded before training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodeConfig {
+    /// The mixture fitted to each continuous column.
+    pub mixture: BgmConfig,
+    /// The mixture is fitted on at most this many randomly chosen values of a column; the
+    /// whole column is still encoded with it.
+    pub mixture_sample: usize,
+    /// A categorical column keeps at most this many of its most frequent values as one-hot
+    /// entries; the rarer ones share one "other" entry.
+    pub max_categories: usize,
+    /// Integer columns with at most this many distinct values are inferred as categorical.
+    pub categorical_max_distinct: usize,
+}
+
+impl Default for EncodeConfig {
+    fn default() -> Self {
+        Self {
+            mixture: BgmConfig::default(),
+            mixture_sample: 20_000,
+            max_categories: 100,
+            categorical_max_distinct: 20,
+        }
+    }
+}
+
+/// The CTGAN networks and their training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GanConfig {
+    /// Length of the generator's noise vector.
+    pub noise_dim: usize,
+    /// Widths of the generator's residual layers.
+    pub generator_dims: Vec<usize>,
+    /// Widths of the critic's hidden layers.
+    pub critic_dims: Vec<usize>,
+    /// Number of rows the critic sees together as one sample (PacGAN).
+    pub pac: usize,
+    /// Dropout probability in the critic.
+    pub dropout: f64,
+    /// Negative slope of the critic's LeakyReLU.
+    pub leaky_slope: f64,
+    /// Weight of the WGAN-GP gradient penalty.
+    pub penalty_weight: f64,
+    /// Temperature of the Gumbel-softmax outputs.
+    pub gumbel_tau: f64,
+    /// Adam learning rate, for both networks.
+    pub learning_rate: f64,
+    /// Adam's first-moment decay.
+    pub beta1: f64,
+    /// Adam's second-moment decay.
+    pub beta2: f64,
+    /// L2 weight decay added to the gradients, as PyTorch's `Adam(weight_decay=..)` does.
+    pub weight_decay: f64,
+    /// Rows per training batch; a multiple of `pac`.
+    pub batch_size: usize,
+    /// Passes over the training rows.
+    pub epochs: usize,
+    /// Critic steps per generator step.
+    pub critic_steps: usize,
+}
+
+impl Default for GanConfig {
+    fn default() -> Self {
+        Self {
+            noise_dim: 128,
+            generator_dims: vec![256, 256],
+            critic_dims: vec![256, 256],
+            pac: 10,
+            dropout: 0.5,
+            leaky_slope: 0.2,
+            penalty_weight: 10.0,
+            gumbel_tau: 0.2,
+            learning_rate: 2e-4,
+            beta1: 0.5,
+            beta2: 0.9,
+            weight_decay: 1e-6,
+            batch_size: 500,
+            epochs: 300,
+            critic_steps: 1,
+        }
+    }
+}
+
+/// Everything `synth fit` needs besides the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct FitConfig {
+    /// Column encoding.
+    pub encode: EncodeConfig,
+    /// Networks and training.
+    pub gan: GanConfig,
+}
+
+/// Settings of `synth generate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateConfig {
+    /// Rows produced per generator pass and written per output batch; memory use grows with
+    /// this, not with the number of rows asked for.
+    pub batch_rows: usize,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        Self { batch_rows: 20_000 }
+    }
+}

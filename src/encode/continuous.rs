@@ -1,0 +1,121 @@
+//! Mode-specific normalisation of a numeric column (CTGAN, arXiv 1907.00503, section 4.2).
+//!
+//! A variational Gaussian mixture is fitted to the column. Each value is then written as the
+//! one-hot of a mode drawn from its posterior over the modes, plus a scalar
+//! `(x - mean) / (4 std)` of that mode, clipped to [-0.99, 0.99]. A column with nulls gets one
+//! more slot in the mode block that stands for "null", so the null share is learned with the
+//! rest of the row.
+//!
+//! Decoding takes the mode with the highest score and inverts the scaling; the result is
+//! clamped to the range seen in training and rounded for integer and datetime columns.
+//!
+//! # Limitations
+//! - Values outside the training range are never produced.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::encode::bgm::{BgmConfig, Mixture};
+use crate::encode::layout::argmax;
+use crate::rng::Stream;
+
+/// The fitted encoder of one numeric column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContinuousEncoder {
+    /// The mixture; its components are the modes.
+    pub mixture: Mixture,
+    /// Smallest value seen in training.
+    pub min: f64,
+    /// Largest value seen in training.
+    pub max: f64,
+    /// Whether decoded values are rounded to whole numbers.
+    pub round: bool,
+    /// Whether the mode block has a null slot.
+    pub nullable: bool,
+}
+
+/// Scale of a mode's scalar: a value 4 standard deviations from its mode's mean maps to 1.
+const SCALE_STDS: f64 = 4.0;
+/// The scalar is clipped to this magnitude.
+const CLIP: f64 = 0.99;
+
+impl ContinuousEncoder {
+    /// Fits on the non-null `values` (at least one), using at most `sample` of them for the
+    /// mixture.
+    pub fn fit(
+        values: &[f64],
+        nullable: bool,
+        round: bool,
+        config: &BgmConfig,
+        sample: usize,
+        rng: &mut Stream,
+    ) -> ContinuousEncoder {
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mixture = if values.len() > sample {
+            let chosen: Vec<f64> = rand::seq::index::sample(rng, values.len(), sample)
+                .into_iter()
+                .map(|index| values[index])
+                .collect();
+            Mixture::fit(&chosen, config, rng)
+        } else {
+            Mixture::fit(values, config, rng)
+        };
+        ContinuousEncoder {
+            mixture,
+            min,
+            max,
+            round,
+            nullable,
+        }
+    }
+
+    /// Width of the mode block.
+    pub fn modes_width(&self) -> usize {
+        self.mixture.len() + usize::from(self.nullable)
+    }
+
+    /// Encodes one value into `scalar` (width 1) and `modes` (width [`Self::modes_width`]),
+    /// which must be zeroed. `posterior` is scratch space of the mixture's length.
+    pub fn encode(
+        &self,
+        value: Option<f64>,
+        rng: &mut Stream,
+        posterior: &mut [f64],
+        scalar: &mut f32,
+        modes: &mut [f32],
+    ) {
+        let Some(value) = value else {
+            *scalar = 0.0;
+            modes[self.mixture.len()] = 1.0;
+            return;
+        };
+        self.mixture.posterior(value, posterior);
+        let draw: f64 = rng.random();
+        let mut mode = posterior.len() - 1;
+        let mut cumulative = 0.0;
+        for (index, probability) in posterior.iter().enumerate() {
+            cumulative += probability;
+            if draw < cumulative {
+                mode = index;
+                break;
+            }
+        }
+        let normalised =
+            (value - self.mixture.means[mode]) / (SCALE_STDS * self.mixture.stds[mode]);
+        *scalar = normalised.clamp(-CLIP, CLIP) as f32;
+        modes[mode] = 1.0;
+    }
+
+    /// Decodes a scalar in [-1, 1] and mode scores (the largest wins) back to a value.
+    pub fn decode(&self, scalar: f32, modes: &[f32]) -> Option<f64> {
+        let mode = argmax(modes);
+        if mode >= self.mixture.len() {
+            return None;
+        }
+        let normalised = f64::from(scalar.clamp(-1.0, 1.0));
+        let value = normalised * SCALE_STDS * self.mixture.stds[mode] + self.mixture.means[mode];
+        let value = value.clamp(self.min, self.max);
+        Some(if self.round { value.round() } else { value })
+    }
+}

@@ -1,0 +1,198 @@
+//! Layers and parameters, seeded.
+//!
+//! candle's initialisers draw from its CPU generator, which cannot be seeded, so every
+//! parameter here is created from host values drawn from a [`Stream`]. Layers keep their
+//! parameters as [`Var`]s registered in a [`Params`] list under a stable name, which the
+//! optimiser walks and the checkpoint saves.
+
+use std::collections::BTreeMap;
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use rand::Rng;
+
+use crate::error::{Error, Result};
+use crate::rng::Stream;
+
+/// The named parameters of one network, in creation order.
+#[derive(Debug, Default)]
+pub struct Params {
+    entries: Vec<(String, Var)>,
+}
+
+impl Params {
+    /// Registers a parameter under `name` with the given host values.
+    pub fn add(
+        &mut self,
+        name: String,
+        values: Vec<f32>,
+        shape: &[usize],
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Var> {
+        let tensor = Tensor::from_vec(values, shape, device)?.to_dtype(dtype)?;
+        let var = Var::from_tensor(&tensor)?;
+        self.entries.push((name, var.clone()));
+        Ok(var)
+    }
+
+    /// All parameters with their names.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Var)> {
+        self.entries.iter().map(|(name, var)| (name.as_str(), var))
+    }
+
+    /// The parameters as named tensors, for saving.
+    pub fn tensors(&self, prefix: &str) -> BTreeMap<String, Tensor> {
+        self.iter()
+            .map(|(name, var)| (format!("{prefix}.{name}"), var.as_tensor().clone()))
+            .collect()
+    }
+
+    /// Overwrites every parameter with the tensor saved under its name; all must be present
+    /// with the same shape.
+    pub fn load(
+        &self,
+        prefix: &str,
+        saved: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<()> {
+        for (name, var) in self.iter() {
+            let key = format!("{prefix}.{name}");
+            let tensor = saved.get(&key).ok_or_else(|| Error::Model {
+                path: Default::default(),
+                reason: format!("weights have no tensor `{key}`"),
+            })?;
+            if tensor.dims() != var.dims() {
+                return Err(Error::Model {
+                    path: Default::default(),
+                    reason: format!(
+                        "tensor `{key}` has shape {:?}, expected {:?}",
+                        tensor.dims(),
+                        var.dims()
+                    ),
+                });
+            }
+            var.set(&tensor.to_device(var.device())?.to_dtype(var.dtype())?)?;
+        }
+        Ok(())
+    }
+}
+
+/// A fully connected layer, `y = x Wᵀ + b`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// Weight, `[out, in]`.
+    pub weight: Var,
+    /// Bias, `[out]`.
+    pub bias: Var,
+}
+
+impl Linear {
+    /// Creates a layer initialised as PyTorch does: weight and bias uniform in ±1/√in.
+    pub fn new(
+        params: &mut Params,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        rng: &mut Stream,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Linear> {
+        let bound = 1.0 / (inputs as f32).sqrt();
+        let mut draw = |count: usize| -> Vec<f32> {
+            (0..count)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect()
+        };
+        let weight_values = draw(inputs * outputs);
+        let bias_values = draw(outputs);
+        let weight = params.add(
+            format!("{name}.weight"),
+            weight_values,
+            &[outputs, inputs],
+            device,
+            dtype,
+        )?;
+        let bias = params.add(
+            format!("{name}.bias"),
+            bias_values,
+            &[outputs],
+            device,
+            dtype,
+        )?;
+        Ok(Linear { weight, bias })
+    }
+
+    /// # Shapes
+    /// `xs: [n, in]` → `[n, out]`.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok(xs
+            .matmul(&self.weight.as_tensor().t()?)?
+            .broadcast_add(self.bias.as_tensor())?)
+    }
+
+    /// The same as [`Self::forward`], with the parameters treated as constants.
+    pub fn forward_detached(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok(xs
+            .matmul(&self.weight.as_tensor().detach().t()?)?
+            .broadcast_add(&self.bias.as_tensor().detach())?)
+    }
+}
+
+/// Batch normalisation over the batch dimension, always with the statistics of the batch at
+/// hand (the generator runs in large batches both in training and in generation).
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    /// Scale, `[features]`.
+    pub gamma: Var,
+    /// Shift, `[features]`.
+    pub beta: Var,
+}
+
+/// Added to the variance before the square root.
+const BATCH_NORM_EPSILON: f64 = 1e-5;
+
+impl BatchNorm {
+    /// Creates a layer with unit scale and zero shift.
+    pub fn new(
+        params: &mut Params,
+        name: &str,
+        features: usize,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<BatchNorm> {
+        let gamma = params.add(
+            format!("{name}.gamma"),
+            vec![1.0; features],
+            &[features],
+            device,
+            dtype,
+        )?;
+        let beta = params.add(
+            format!("{name}.beta"),
+            vec![0.0; features],
+            &[features],
+            device,
+            dtype,
+        )?;
+        Ok(BatchNorm { gamma, beta })
+    }
+
+    /// # Shapes
+    /// `xs: [n, features]` → `[n, features]`.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mean = xs.mean_keepdim(0)?;
+        let centred = xs.broadcast_sub(&mean)?;
+        let variance = centred.sqr()?.mean_keepdim(0)?;
+        let normalised = centred.broadcast_div(&(variance + BATCH_NORM_EPSILON)?.sqrt()?)?;
+        Ok(normalised
+            .broadcast_mul(self.gamma.as_tensor())?
+            .broadcast_add(self.beta.as_tensor())?)
+    }
+}
+
+/// Euclidean norm of each row.
+///
+/// # Shapes
+/// `xs: [n, d]` → `[n]`.
+pub fn row_norms(xs: &Tensor) -> Result<Tensor> {
+    Ok((xs.sqr()?.sum(D::Minus1)? + 1e-12)?.sqrt()?)
+}

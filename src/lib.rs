@@ -1,0 +1,29 @@
+//! synth learns the statistics of a sensitive table and generates synthetic rows that keep
+//! them without copying the originals.
+//!
+//! ```text
+//!  data (Parquet/CSV) ──► data::schema + data::table ──► encode::TableEncoder
+//!                                                              │ span layout
+//!                                                              ▼
+//!            gan::{nn, critic, ops, optim, train} ◄──── tabular::ctgan (CTGAN)
+//!                                                              │
+//!                          gan::checkpoint (model directory) ◄─┘
+//!                                                              │
+//!  synthetic (Parquet/CSV) ◄── data::io::TableWriter ◄── sample (batches, conditions)
+//! ```
+//!
+//! The command-line interface in [`cli`] is a thin layer over these stages.
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod encode;
+pub mod error;
+pub mod gan;
+pub mod rng;
+pub mod sample;
+pub mod tabular;
+
+pub use error::{Error, Result};

@@ -1,0 +1,452 @@
+//! CTGAN: a conditional WGAN-GP for mixed-type tables (Xu et al. 2019, arXiv 1907.00503).
+//!
+//! The generator maps noise and a conditional vector through residual layers
+//! (`Linear → BatchNorm → ReLU`, concatenated with their input) to one raw value per encoded
+//! position; [`crate::gan::ops::activate`] turns them into rows (tanh scalars, Gumbel-softmax
+//! one-hot blocks). The critic is the shared PacGAN critic of [`crate::gan::critic`], scoring
+//! encoded rows together with their conditional vectors.
+//!
+//! # Limitations
+//! - Batch normalisation always uses the statistics of the batch at hand, in training and in
+//!   generation (as CTGAN samples in training mode); generation runs in large batches, so the
+//!   statistics are stable.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use rand::seq::SliceRandom;
+
+use crate::config::GanConfig;
+use crate::encode::EncodedTable;
+use crate::encode::layout::{Activation, Layout, Span};
+use crate::error::Result;
+use crate::gan::critic::{Critic, CriticConfig};
+use crate::gan::nn::{BatchNorm, Linear, Params};
+use crate::gan::ops::{activate, conditional_loss};
+use crate::gan::optim::{Adam, AdamConfig};
+use crate::gan::train::{Adversarial, StepLosses};
+use crate::rng::{Purpose, Stream, fill_normal, gumbel, stream};
+use crate::tabular::cond::{CondBatch, CondSampler, Weighting};
+
+/// The residual generator.
+#[derive(Debug)]
+pub struct Generator {
+    residuals: Vec<(Linear, BatchNorm)>,
+    output: Linear,
+    /// The generator's parameters.
+    pub params: Params,
+}
+
+impl Generator {
+    /// Creates a generator from `input_dim` inputs to `output_dim` raw outputs.
+    pub fn new(
+        input_dim: usize,
+        dims: &[usize],
+        output_dim: usize,
+        rng: &mut Stream,
+        device: &Device,
+    ) -> Result<Generator> {
+        let mut params = Params::default();
+        let mut width = input_dim;
+        let mut residuals = Vec::with_capacity(dims.len());
+        for (index, &next) in dims.iter().enumerate() {
+            let name = format!("residual.{index}");
+            let linear = Linear::new(
+                &mut params,
+                &format!("{name}.linear"),
+                width,
+                next,
+                rng,
+                device,
+                DType::F32,
+            )?;
+            let norm = BatchNorm::new(
+                &mut params,
+                &format!("{name}.norm"),
+                next,
+                device,
+                DType::F32,
+            )?;
+            residuals.push((linear, norm));
+            width += next;
+        }
+        let output = Linear::new(
+            &mut params,
+            "output",
+            width,
+            output_dim,
+            rng,
+            device,
+            DType::F32,
+        )?;
+        Ok(Generator {
+            residuals,
+            output,
+            params,
+        })
+    }
+
+    /// Raw outputs before activation.
+    ///
+    /// # Shapes
+    /// `xs: [n, noise_dim + cond_dim]` → `[n, data_dim]`.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut hidden = xs.clone();
+        for (linear, norm) in &self.residuals {
+            let out = norm.forward(&linear.forward(&hidden)?)?.relu()?;
+            hidden = Tensor::cat(&[&out, &hidden], 1)?;
+        }
+        self.output.forward(&hidden)
+    }
+}
+
+/// The generator and critic of a tabular model.
+#[derive(Debug)]
+pub struct Networks {
+    /// The generator.
+    pub generator: Generator,
+    /// The critic.
+    pub critic: Critic,
+    device: Device,
+}
+
+impl Networks {
+    /// Creates both networks for `layout`, with weights drawn from `seed`'s init stream.
+    pub fn new(
+        config: &GanConfig,
+        layout: &Layout,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Networks> {
+        let mut rng = stream(seed, Purpose::Init);
+        let generator = Generator::new(
+            config.noise_dim + layout.cond_dim,
+            &config.generator_dims,
+            layout.data_dim,
+            &mut rng,
+            device,
+        )?;
+        let critic_config = CriticConfig {
+            input_dim: layout.data_dim + layout.cond_dim,
+            hidden: config.critic_dims.clone(),
+            pac: config.pac,
+            slope: config.leaky_slope,
+            dropout: config.dropout,
+        };
+        let critic = Critic::new(critic_config, &mut rng, device, DType::F32)?;
+        Ok(Networks {
+            generator,
+            critic,
+            device: device.clone(),
+        })
+    }
+
+    /// All weights by name, for saving.
+    pub fn tensors(&self) -> BTreeMap<String, Tensor> {
+        let mut tensors = self.generator.params.tensors("generator");
+        tensors.extend(self.critic.params.tensors("critic"));
+        tensors
+    }
+
+    /// Overwrites all weights with saved ones.
+    pub fn load(&self, saved: &std::collections::HashMap<String, Tensor>) -> Result<()> {
+        self.generator.params.load("generator", saved)?;
+        self.critic.params.load("critic", saved)
+    }
+
+    /// The device the networks live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+/// Builds generator inputs: noise followed by the conditional vector, row by row.
+fn generator_input(
+    config: &GanConfig,
+    cond_dim: usize,
+    cond: &CondBatch,
+    rows: usize,
+    rng: &mut Stream,
+    buffer: &mut Vec<f32>,
+    device: &Device,
+) -> Result<Tensor> {
+    let width = config.noise_dim + cond_dim;
+    buffer.resize(rows * width, 0.0);
+    for row in 0..rows {
+        let line = &mut buffer[row * width..(row + 1) * width];
+        fill_normal(rng, &mut line[..config.noise_dim]);
+        line[config.noise_dim..]
+            .copy_from_slice(&cond.vectors[row * cond_dim..(row + 1) * cond_dim]);
+    }
+    Ok(Tensor::from_slice(buffer, (rows, width), device)?)
+}
+
+/// Fills `buffer` with Gumbel noise on softmax positions and zeros on tanh positions.
+fn gumbel_noise(
+    spans: &[Span],
+    rows: usize,
+    width: usize,
+    rng: &mut Stream,
+    buffer: &mut Vec<f32>,
+) {
+    buffer.clear();
+    buffer.resize(rows * width, 0.0);
+    for line in buffer.chunks_exact_mut(width) {
+        for span in spans
+            .iter()
+            .filter(|span| span.activation == Activation::Softmax)
+        {
+            for value in &mut line[span.offset..span.offset + span.width] {
+                *value = gumbel(rng);
+            }
+        }
+    }
+}
+
+/// Appends conditional vectors to rows: `[n, a]` and `[n, cond_dim]` → `[n, a + cond_dim]`.
+fn with_condition(rows: &Tensor, cond: &Tensor, cond_dim: usize) -> Result<Tensor> {
+    if cond_dim == 0 {
+        Ok(rows.clone())
+    } else {
+        Ok(Tensor::cat(&[rows, cond], 1)?)
+    }
+}
+
+/// The state of one training run.
+pub struct Trainer<'a> {
+    networks: &'a Networks,
+    config: &'a GanConfig,
+    table: &'a EncodedTable,
+    sampler: CondSampler,
+    spans: Arc<[Span]>,
+    data_dim: usize,
+    cond_dim: usize,
+    generator_optimiser: Adam,
+    critic_optimiser: Adam,
+    streams: TrainStreams,
+    buffers: [Vec<f32>; 3],
+}
+
+struct TrainStreams {
+    noise: Stream,
+    condition: Stream,
+    rows: Stream,
+    dropout: Stream,
+    penalty: Stream,
+    gumbel: Stream,
+}
+
+impl<'a> Trainer<'a> {
+    /// Prepares training of `networks` on `table`.
+    pub fn new(
+        networks: &'a Networks,
+        config: &'a GanConfig,
+        layout: &Layout,
+        counts: &[Vec<u64>],
+        table: &'a EncodedTable,
+        seed: u64,
+    ) -> Result<Trainer<'a>> {
+        let adam = AdamConfig {
+            learning_rate: config.learning_rate,
+            beta1: config.beta1,
+            beta2: config.beta2,
+            epsilon: 1e-8,
+            weight_decay: config.weight_decay,
+        };
+        Ok(Trainer {
+            networks,
+            config,
+            table,
+            sampler: CondSampler::new(layout, counts, Some(table)),
+            spans: layout.spans.clone().into(),
+            data_dim: layout.data_dim,
+            cond_dim: layout.cond_dim,
+            generator_optimiser: Adam::new(&networks.generator.params, adam)?,
+            critic_optimiser: Adam::new(&networks.critic.params, adam)?,
+            streams: TrainStreams {
+                noise: stream(seed, Purpose::Noise),
+                condition: stream(seed, Purpose::Condition),
+                rows: stream(seed, Purpose::Rows),
+                dropout: stream(seed, Purpose::Dropout),
+                penalty: stream(seed, Purpose::Penalty),
+                gumbel: stream(seed, Purpose::Gumbel),
+            },
+            buffers: Default::default(),
+        })
+    }
+
+    fn batch_size(&self) -> usize {
+        self.config.batch_size
+    }
+
+    /// Generated rows after activation, conditioned on `cond`.
+    fn fake_rows(&mut self, cond: &CondBatch, detach: bool) -> Result<(Tensor, Tensor)> {
+        let device = self.networks.device();
+        let rows = self.batch_size();
+        let [input_buffer, gumbel_buffer, _] = &mut self.buffers;
+        let input = generator_input(
+            self.config,
+            self.cond_dim,
+            cond,
+            rows,
+            &mut self.streams.noise,
+            input_buffer,
+            device,
+        )?;
+        let mut raw = self.networks.generator.forward(&input)?;
+        if detach {
+            raw = raw.detach();
+        }
+        gumbel_noise(
+            &self.spans,
+            rows,
+            self.data_dim,
+            &mut self.streams.gumbel,
+            gumbel_buffer,
+        );
+        let noise = Tensor::from_slice(gumbel_buffer, (rows, self.data_dim), device)?;
+        let activated = activate(&(&raw + noise)?, &self.spans, self.config.gumbel_tau)?;
+        Ok((raw, activated))
+    }
+
+    /// Real rows matching a permutation of the batch's conditions, with those conditions.
+    fn real_rows(&mut self, cond: &CondBatch) -> Result<(Tensor, Tensor)> {
+        let rows = self.batch_size();
+        let (data_dim, cond_dim) = (self.data_dim, self.cond_dim);
+        let mut order: Vec<usize> = (0..rows).collect();
+        order.shuffle(&mut self.streams.rows);
+        let buffer = &mut self.buffers[2];
+        buffer.resize(rows * (data_dim + cond_dim), 0.0);
+        for (row, &source) in order.iter().enumerate() {
+            let picked = if self.sampler.is_empty() {
+                rand::Rng::random_range(&mut self.streams.rows, 0..self.table.rows)
+            } else {
+                self.sampler
+                    .matching_row(cond.choices[source], &mut self.streams.rows)
+            };
+            let line = &mut buffer[row * (data_dim + cond_dim)..(row + 1) * (data_dim + cond_dim)];
+            line[..data_dim]
+                .copy_from_slice(&self.table.data[picked * data_dim..(picked + 1) * data_dim]);
+            line[data_dim..]
+                .copy_from_slice(&cond.vectors[source * cond_dim..(source + 1) * cond_dim]);
+        }
+        let device = self.networks.device();
+        let real = Tensor::from_slice(buffer, (rows, data_dim + cond_dim), device)?;
+        let permuted: Vec<f32> = order
+            .iter()
+            .flat_map(|&source| {
+                cond.vectors[source * cond_dim..(source + 1) * cond_dim]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        let permuted = Tensor::from_vec(permuted, (rows, cond_dim), device)?;
+        Ok((real, permuted))
+    }
+}
+
+impl Adversarial for Trainer<'_> {
+    fn critic_step(&mut self) -> Result<StepLosses> {
+        let rows = self.batch_size();
+        let cond = self
+            .sampler
+            .draw(rows, Weighting::LogFrequency, &mut self.streams.condition);
+        let cond_tensor =
+            Tensor::from_slice(&cond.vectors, (rows, self.cond_dim), self.networks.device())?;
+        let (_, fake) = self.fake_rows(&cond, true)?;
+        let fake = with_condition(&fake, &cond_tensor, self.cond_dim)?;
+        let (real, _) = self.real_rows(&cond)?;
+
+        let critic = &self.networks.critic;
+        let samples = rows / self.config.pac;
+        let both = critic.pack(&Tensor::cat(&[&real, &fake], 0)?)?;
+        let masks = critic.dropout_masks(2 * samples, &mut self.streams.dropout)?;
+        let scores = critic.forward(&both, &masks, false)?;
+        let wasserstein = (scores.narrow(0, samples, samples)?.mean_all()?
+            - scores.narrow(0, 0, samples)?.mean_all()?)?;
+        let penalty = critic.penalty(
+            &real,
+            &fake,
+            self.config.penalty_weight,
+            &mut self.streams.penalty,
+            &mut self.streams.dropout,
+        )?;
+
+        let grads = (&wasserstein + &penalty)?.backward()?;
+        self.critic_optimiser.step(&grads)?;
+        Ok(StepLosses {
+            critic: scalar(&wasserstein)?,
+            penalty: scalar(&penalty)?,
+        })
+    }
+
+    fn generator_step(&mut self) -> Result<f64> {
+        let rows = self.batch_size();
+        let cond = self
+            .sampler
+            .draw(rows, Weighting::LogFrequency, &mut self.streams.condition);
+        let cond_tensor =
+            Tensor::from_slice(&cond.vectors, (rows, self.cond_dim), self.networks.device())?;
+        let (raw, fake) = self.fake_rows(&cond, false)?;
+        let fake = with_condition(&fake, &cond_tensor, self.cond_dim)?;
+
+        let critic = &self.networks.critic;
+        let masks = critic.dropout_masks(rows / self.config.pac, &mut self.streams.dropout)?;
+        let scores = critic.forward(&critic.pack(&fake)?, &masks, true)?;
+        let mut loss = scores.mean_all()?.neg()?;
+        if !self.sampler.is_empty() {
+            let targets: Arc<[_]> = self.sampler.targets(&cond).into();
+            loss = (loss + conditional_loss(&raw, &targets)?)?;
+        }
+        let grads = loss.backward()?;
+        self.generator_optimiser.step(&grads)?;
+        scalar(&loss)
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        (self.table.rows / self.batch_size()).max(1)
+    }
+}
+
+fn scalar(tensor: &Tensor) -> Result<f64> {
+    Ok(f64::from(tensor.to_dtype(DType::F32)?.to_scalar::<f32>()?))
+}
+
+/// Generates `rows` activated rows (host, row-major): tanh scalars, and one-hot blocks whose
+/// largest entry is a draw from the generator's categorical distribution (logits plus Gumbel
+/// noise).
+pub fn generate_rows(
+    networks: &Networks,
+    config: &GanConfig,
+    layout: &Layout,
+    cond: &CondBatch,
+    rows: usize,
+    noise: &mut Stream,
+    gumbel_rng: &mut Stream,
+) -> Result<Vec<f32>> {
+    let mut buffer = Vec::new();
+    let input = generator_input(
+        config,
+        layout.cond_dim,
+        cond,
+        rows,
+        noise,
+        &mut buffer,
+        networks.device(),
+    )?;
+    let raw = networks.generator.forward(&input)?.detach();
+    let mut values = raw.flatten_all()?.to_vec1::<f32>()?;
+    for line in values.chunks_exact_mut(layout.data_dim) {
+        for span in &layout.spans {
+            let block = &mut line[span.offset..span.offset + span.width];
+            match span.activation {
+                Activation::Tanh => block.iter_mut().for_each(|value| *value = value.tanh()),
+                Activation::Softmax => block
+                    .iter_mut()
+                    .for_each(|value| *value += gumbel(gumbel_rng)),
+            }
+        }
+    }
+    Ok(values)
+}

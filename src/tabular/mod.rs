@@ -1,0 +1,209 @@
+//! Stage 3: the tabular model, from a table to a trained model directory and back.
+//!
+//! [`fit`] runs the pipeline: typed columns → [`TableEncoder`] → CTGAN training with the
+//! shared loop of [`crate::gan::train`]. [`TabularModel`] is the result, saved to and loaded
+//! from a model directory by [`crate::gan::checkpoint`].
+
+pub mod cond;
+pub mod ctgan;
+
+use std::path::Path;
+
+use candle_core::Device;
+use polars::prelude::DataFrame;
+use serde::{Deserialize, Serialize};
+
+use crate::config::FitConfig;
+use crate::data::schema::Schema;
+use crate::data::table;
+use crate::encode::{ColumnEncoder, TableEncoder};
+use crate::error::{Error, Result};
+use crate::gan::checkpoint::{self, MANIFEST, METRICS, WEIGHTS};
+use crate::gan::train::{Control, EpochMetrics, train};
+use ctgan::{Networks, Trainer};
+
+/// The format name written in every tabular model's manifest.
+pub const FORMAT: &str = "synth-tabular-model";
+/// The manifest layout version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Where the training data came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSummary {
+    /// File name of the training data.
+    pub source: String,
+    /// SHA-256 of the training file's bytes.
+    pub fingerprint: String,
+    /// Rows trained on.
+    pub rows: usize,
+}
+
+/// Everything about a model except its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`FORMAT_VERSION`] of the build that wrote it.
+    pub format_version: u32,
+    /// Version of synth that wrote it.
+    pub synth_version: String,
+    /// The master seed of training.
+    pub seed: u64,
+    /// Settings the model was trained with.
+    pub config: FitConfig,
+    /// Fitted encoders, with the schema and layout.
+    pub encoder: TableEncoder,
+    /// The training data.
+    pub data: DataSummary,
+    /// Epochs actually run.
+    pub epochs_run: usize,
+}
+
+/// A trained tabular model.
+#[derive(Debug)]
+pub struct TabularModel {
+    /// Settings, encoders and provenance.
+    pub manifest: Manifest,
+    /// The networks.
+    pub networks: Networks,
+    /// Losses per epoch.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// Slot counts of every discrete span, in layout order.
+pub fn discrete_counts(encoder: &TableEncoder) -> Vec<Vec<u64>> {
+    encoder
+        .layout
+        .discrete
+        .iter()
+        .map(|span| match &encoder.columns[span.column] {
+            ColumnEncoder::Discrete(labels) => labels.counts.clone(),
+            _ => vec![1; span.width],
+        })
+        .collect()
+}
+
+/// Fits a model to `frame` under `schema`, calling `observe` after every epoch.
+pub fn fit(
+    frame: &DataFrame,
+    schema: &Schema,
+    config: &FitConfig,
+    seed: u64,
+    data: DataSummary,
+    device: &Device,
+    observe: impl FnMut(&EpochMetrics) -> Result<Control>,
+) -> Result<TabularModel> {
+    crate::flag_ensure!(
+        config.gan.batch_size > 0 && config.gan.batch_size % config.gan.pac == 0,
+        "--batch-size",
+        "{} is not a positive multiple of pac ({})",
+        config.gan.batch_size,
+        config.gan.pac
+    );
+    crate::flag_ensure!(config.gan.epochs > 0, "--epochs", "must be at least 1");
+    let values = table::columns(frame, schema)?;
+    let encoder = TableEncoder::fit(schema, &values, &config.encode, seed)?;
+    let encoded = encoder.transform(&values, seed)?;
+    drop(values);
+    tracing::debug!(
+        data_dim = encoder.layout.data_dim,
+        cond_dim = encoder.layout.cond_dim,
+        pac = config.gan.pac,
+        seed,
+        "encoded training data"
+    );
+
+    let networks = Networks::new(&config.gan, &encoder.layout, seed, device)?;
+    let counts = discrete_counts(&encoder);
+    let mut trainer = Trainer::new(
+        &networks,
+        &config.gan,
+        &encoder.layout,
+        &counts,
+        &encoded,
+        seed,
+    )?;
+    let history = train(
+        &mut trainer,
+        config.gan.epochs,
+        config.gan.critic_steps,
+        observe,
+    )?;
+    drop(trainer);
+
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        synth_version: env!("CARGO_PKG_VERSION").into(),
+        seed,
+        config: config.clone(),
+        encoder,
+        data,
+        epochs_run: history.len(),
+    };
+    Ok(TabularModel {
+        manifest,
+        networks,
+        history,
+    })
+}
+
+impl TabularModel {
+    /// Writes the model directory `dir`, refusing to replace one unless `force`.
+    pub fn save(&self, dir: &Path, force: bool) -> Result<()> {
+        let manifest = serde_json::to_vec_pretty(&self.manifest).map_err(|error| Error::Write {
+            path: dir.to_owned(),
+            reason: error.to_string(),
+        })?;
+        let weights = checkpoint::weights_bytes(&self.networks.tensors())?;
+        let mut metrics = Vec::new();
+        for epoch in &self.history {
+            serde_json::to_writer(&mut metrics, epoch).map_err(|error| Error::Write {
+                path: dir.to_owned(),
+                reason: error.to_string(),
+            })?;
+            metrics.push(b'\n');
+        }
+        checkpoint::write_dir(
+            dir,
+            &[(MANIFEST, manifest), (WEIGHTS, weights), (METRICS, metrics)],
+            force,
+        )
+    }
+
+    /// Loads the model directory `dir` onto `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<TabularModel> {
+        let model_error = |reason: String| Error::Model {
+            path: dir.to_owned(),
+            reason,
+        };
+        let bytes = checkpoint::read_file(dir, MANIFEST)?;
+        let header: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|error| model_error(format!("`{MANIFEST}` is not valid JSON: {error}")))?;
+        if header.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(model_error(format!(
+                "`{MANIFEST}` is not a synth tabular model"
+            )));
+        }
+        let version = header.get("format_version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(FORMAT_VERSION)) {
+            return Err(model_error(format!(
+                "format version {} is not supported by this synth (it reads version {FORMAT_VERSION})",
+                version.map_or("unknown".to_string(), |v| v.to_string())
+            )));
+        }
+        let mut manifest: Manifest = serde_json::from_value(header)
+            .map_err(|error| model_error(format!("`{MANIFEST}` is malformed: {error}")))?;
+        manifest.encoder.restore();
+        let networks = Networks::new(&manifest.config.gan, &manifest.encoder.layout, 0, device)?;
+        let weights = checkpoint::read_weights(dir, device)?;
+        networks
+            .load(&weights)
+            .map_err(|error| model_error(error.to_string()))?;
+        Ok(TabularModel {
+            manifest,
+            networks,
+            history: Vec::new(),
+        })
+    }
+}
