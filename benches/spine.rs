@@ -7,7 +7,8 @@
 //!
 //! When the Python reference is importable (`pip install ctgan==0.12.1`), the same fits and
 //! sampling run side by side through `notebooks/ctgan_reference.py`, and each figure is also
-//! printed as a ratio against it. Set `SYNTH_BENCH_EPOCHS` to change the epochs per fit
+//! printed as a ratio against it (`SYNTH_REFERENCE_PYTHON` names the interpreter that has it,
+//! default `python3`). Set `SYNTH_BENCH_EPOCHS` to change the epochs per fit
 //! (default 5) and `SYNTH_SHARED` to point at the shared data folder (default `../shared`).
 
 use std::path::{Path, PathBuf};

@@ -2,9 +2,10 @@
 //!
 //! A variational Gaussian mixture is fitted to the column. Each value is then written as the
 //! one-hot of a mode drawn from its posterior over the modes, plus a scalar
-//! `(x - mean) / (4 std)` of that mode, clipped to [-0.99, 0.99]. A column with nulls gets one
-//! more slot in the mode block that stands for "null", so the null share is learned with the
-//! rest of the row.
+//! `(x - mean) / (4 std)` of that mode, clipped to [-0.99, 0.99]. A column with nulls also gets
+//! a two-slot block (present, null) that takes part in the conditional vector like a discrete
+//! column, so training-by-sampling shows the generator null and present rows in a balanced
+//! way and generation reproduces the null share.
 //!
 //! Decoding takes the mode with the highest score and inverts the scaling; the result is
 //! clamped to the range seen in training and rounded for integer and datetime columns.
@@ -30,8 +31,9 @@ pub struct ContinuousEncoder {
     pub max: f64,
     /// Whether decoded values are rounded to whole numbers.
     pub round: bool,
-    /// Whether the mode block has a null slot.
-    pub nullable: bool,
+    /// Training counts of present and null values; the null block exists when the second is
+    /// not zero.
+    pub presence: [u64; 2],
 }
 
 /// Scale of a mode's scalar: a value 4 standard deviations from its mode's mean maps to 1.
@@ -44,7 +46,7 @@ impl ContinuousEncoder {
     /// mixture.
     pub fn fit(
         values: &[f64],
-        nullable: bool,
+        nulls: u64,
         round: bool,
         config: &BgmConfig,
         sample: usize,
@@ -61,22 +63,24 @@ impl ContinuousEncoder {
         } else {
             Mixture::fit(values, config, rng)
         };
+        let presence = [values.len() as u64, nulls];
         ContinuousEncoder {
             mixture,
             min,
             max,
             round,
-            nullable,
+            presence,
         }
     }
 
-    /// Width of the mode block.
-    pub fn modes_width(&self) -> usize {
-        self.mixture.len() + usize::from(self.nullable)
+    /// Whether the column has a null block.
+    pub fn nullable(&self) -> bool {
+        self.presence[1] > 0
     }
 
-    /// Encodes one value into `scalar` (width 1) and `modes` (width [`Self::modes_width`]),
-    /// which must be zeroed. `posterior` is scratch space of the mixture's length.
+    /// Encodes one value into `scalar` (width 1) and `modes` (one slot per mode), which must be
+    /// zeroed; a null leaves both at zero. Returns the slot of the null block: 0 present,
+    /// 1 null. `posterior` is scratch space of the mixture's length.
     pub fn encode(
         &self,
         value: Option<f64>,
@@ -84,11 +88,9 @@ impl ContinuousEncoder {
         posterior: &mut [f64],
         scalar: &mut f32,
         modes: &mut [f32],
-    ) {
+    ) -> usize {
         let Some(value) = value else {
-            *scalar = 0.0;
-            modes[self.mixture.len()] = 1.0;
-            return;
+            return 1;
         };
         self.mixture.posterior(value, posterior);
         let draw: f64 = rng.random();
@@ -105,14 +107,16 @@ impl ContinuousEncoder {
             (value - self.mixture.means[mode]) / (SCALE_STDS * self.mixture.stds[mode]);
         *scalar = normalised.clamp(-CLIP, CLIP) as f32;
         modes[mode] = 1.0;
+        0
     }
 
-    /// Decodes a scalar in [-1, 1] and mode scores (the largest wins) back to a value.
-    pub fn decode(&self, scalar: f32, modes: &[f32]) -> Option<f64> {
-        let mode = argmax(modes);
-        if mode >= self.mixture.len() {
+    /// Decodes a scalar in [-1, 1], mode scores and, for a nullable column, null-block scores
+    /// (the largest wins in each) back to a value.
+    pub fn decode(&self, scalar: f32, modes: &[f32], null: Option<&[f32]>) -> Option<f64> {
+        if null.is_some_and(|scores| argmax(scores) == 1) {
             return None;
         }
+        let mode = argmax(modes);
         let normalised = f64::from(scalar.clamp(-1.0, 1.0));
         let value = normalised * SCALE_STDS * self.mixture.stds[mode] + self.mixture.means[mode];
         let value = value.clamp(self.min, self.max);

@@ -93,7 +93,10 @@ impl TableEncoder {
                 ColumnEncoder::Continuous(numeric) => {
                     tracing::debug!(column = %spec.name, modes = numeric.mixture.len(), "fitted mixture");
                     layout.push(index, 1, Activation::Tanh, false);
-                    layout.push(index, numeric.modes_width(), Activation::Softmax, false);
+                    layout.push(index, numeric.mixture.len(), Activation::Softmax, false);
+                    if numeric.nullable() {
+                        layout.push(index, 2, Activation::Softmax, true);
+                    }
                 }
                 ColumnEncoder::Discrete(labels) => {
                     if labels.tail.is_some() {
@@ -119,6 +122,16 @@ impl TableEncoder {
         })
     }
 
+    /// The spans of column `index`, in row order.
+    fn spans_of(&self, index: usize) -> Vec<layout::Span> {
+        self.layout
+            .spans
+            .iter()
+            .filter(|span| span.column == index)
+            .copied()
+            .collect()
+    }
+
     /// Rebuilds lookups that are not stored, after deserialising.
     pub fn restore(&mut self) {
         for column in &mut self.columns {
@@ -134,32 +147,38 @@ impl TableEncoder {
         let width = self.layout.data_dim;
         let mut data = vec![0.0f32; rows * width];
         let mut slots = Vec::with_capacity(self.layout.discrete.len());
-        let mut span_index = 0;
         for (index, (encoder, column)) in self.columns.iter().zip(values).enumerate() {
             let name = &self.schema.columns[index].name;
             match (encoder, column) {
                 (ColumnEncoder::Continuous(numeric), ColumnValues::Numbers(numbers)) => {
-                    let scalar_offset = self.layout.spans[span_index].offset;
-                    let modes_offset = self.layout.spans[span_index + 1].offset;
-                    let modes_width = numeric.modes_width();
-                    span_index += 2;
+                    let spans = self.spans_of(index);
+                    let (scalar, modes) = (spans[0], spans[1]);
+                    let null = spans.get(2).copied();
                     let mut rng = substream(seed, Purpose::Encode, index as u64);
                     let mut posterior = vec![0.0; numeric.mixture.len()];
+                    let mut column_slots =
+                        Vec::with_capacity(if null.is_some() { rows } else { 0 });
                     for (row, value) in numbers.iter().enumerate() {
                         let line = &mut data[row * width..(row + 1) * width];
-                        let (head, tail) = line.split_at_mut(modes_offset);
-                        numeric.encode(
+                        let (head, tail) = line.split_at_mut(modes.offset);
+                        let slot = numeric.encode(
                             *value,
                             &mut rng,
                             &mut posterior,
-                            &mut head[scalar_offset],
-                            &mut tail[..modes_width],
+                            &mut head[scalar.offset],
+                            &mut tail[..modes.width],
                         );
+                        if let Some(null) = null {
+                            line[null.offset + slot] = 1.0;
+                            column_slots.push(slot as u32);
+                        }
+                    }
+                    if null.is_some() {
+                        slots.push(column_slots);
                     }
                 }
                 (ColumnEncoder::Discrete(labels), column) => {
-                    let offset = self.layout.spans[span_index].offset;
-                    span_index += 1;
+                    let offset = self.spans_of(index)[0].offset;
                     let mut column_slots = Vec::with_capacity(rows);
                     for (row, label) in labels_of(column, name)?.into_iter().enumerate() {
                         let slot = labels.slot(label.as_ref()).ok_or_else(|| Error::Column {
@@ -201,7 +220,6 @@ impl TableEncoder {
         rng: &mut Stream,
     ) -> Result<DataFrame> {
         let width = self.layout.data_dim;
-        let mut span_index = 0;
         let mut output = Vec::with_capacity(self.columns.len());
         for (index, (encoder, spec)) in self.columns.iter().zip(&self.schema.columns).enumerate() {
             let forced_label = forced
@@ -210,23 +228,25 @@ impl TableEncoder {
                 .map(|(_, label)| label);
             let series = match encoder {
                 ColumnEncoder::Continuous(numeric) => {
-                    let scalar = self.layout.spans[span_index].offset;
-                    let modes = self.layout.spans[span_index + 1];
-                    span_index += 2;
+                    let spans = self.spans_of(index);
+                    let block = |line: &'_ [f32], span: &layout::Span| {
+                        line[span.offset..span.offset + span.width].to_vec()
+                    };
                     let values: Vec<Option<f64>> = (0..rows)
                         .map(|row| {
                             let line = &activated[row * width..(row + 1) * width];
+                            let null = spans.get(2).map(|span| block(line, span));
                             numeric.decode(
-                                line[scalar],
-                                &line[modes.offset..modes.offset + modes.width],
+                                line[spans[0].offset],
+                                &block(line, &spans[1]),
+                                null.as_deref(),
                             )
                         })
                         .collect();
                     numbers_series(spec, values)?
                 }
                 ColumnEncoder::Discrete(labels) => {
-                    let span = self.layout.spans[span_index];
-                    span_index += 1;
+                    let span = self.spans_of(index)[0];
                     let values: Vec<Option<Label>> = (0..rows)
                         .map(|row| match forced_label {
                             Some(label) => Some(label.clone()),
@@ -305,7 +325,8 @@ fn fit_column(
     }
     if let ColumnValues::Numbers(numbers) = values {
         let present: Vec<f64> = numbers.iter().flatten().copied().collect();
-        let nullable = present.len() < numbers.len();
+        let nulls = (numbers.len() - present.len()) as u64;
+        let nullable = nulls > 0;
         let first = present.first().copied();
         if present.iter().all(|value| Some(*value) == first) && !(nullable && first.is_some()) {
             return Ok(ColumnEncoder::Fixed {
@@ -315,7 +336,7 @@ fn fit_column(
         let round = spec.kind != ColumnKind::Continuous;
         let encoder = ContinuousEncoder::fit(
             &present,
-            nullable,
+            nulls,
             round,
             &config.mixture,
             config.mixture_sample,

@@ -310,8 +310,9 @@ impl<'a> Trainer<'a> {
         Ok((raw, activated))
     }
 
-    /// Real rows matching a permutation of the batch's conditions, with those conditions.
-    fn real_rows(&mut self, cond: &CondBatch) -> Result<(Tensor, Tensor)> {
+    /// Real rows matching a permutation of the batch's conditions, each followed by the
+    /// conditional vector it matches.
+    fn real_rows(&mut self, cond: &CondBatch) -> Result<Tensor> {
         let rows = self.batch_size();
         let (data_dim, cond_dim) = (self.data_dim, self.cond_dim);
         let mut order: Vec<usize> = (0..rows).collect();
@@ -331,18 +332,11 @@ impl<'a> Trainer<'a> {
             line[data_dim..]
                 .copy_from_slice(&cond.vectors[source * cond_dim..(source + 1) * cond_dim]);
         }
-        let device = self.networks.device();
-        let real = Tensor::from_slice(buffer, (rows, data_dim + cond_dim), device)?;
-        let permuted: Vec<f32> = order
-            .iter()
-            .flat_map(|&source| {
-                cond.vectors[source * cond_dim..(source + 1) * cond_dim]
-                    .iter()
-                    .copied()
-            })
-            .collect();
-        let permuted = Tensor::from_vec(permuted, (rows, cond_dim), device)?;
-        Ok((real, permuted))
+        Ok(Tensor::from_slice(
+            buffer,
+            (rows, data_dim + cond_dim),
+            self.networks.device(),
+        )?)
     }
 }
 
@@ -356,7 +350,7 @@ impl Adversarial for Trainer<'_> {
             Tensor::from_slice(&cond.vectors, (rows, self.cond_dim), self.networks.device())?;
         let (_, fake) = self.fake_rows(&cond, true)?;
         let fake = with_condition(&fake, &cond_tensor, self.cond_dim)?;
-        let (real, _) = self.real_rows(&cond)?;
+        let real = self.real_rows(&cond)?;
 
         let critic = &self.networks.critic;
         let samples = rows / self.config.pac;

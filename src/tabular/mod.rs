@@ -78,7 +78,8 @@ pub fn discrete_counts(encoder: &TableEncoder) -> Vec<Vec<u64>> {
         .iter()
         .map(|span| match &encoder.columns[span.column] {
             ColumnEncoder::Discrete(labels) => labels.counts.clone(),
-            _ => vec![1; span.width],
+            ColumnEncoder::Continuous(numeric) => numeric.presence.to_vec(),
+            ColumnEncoder::Fixed { .. } | ColumnEncoder::Id => vec![1; span.width],
         })
         .collect()
 }
