@@ -42,6 +42,33 @@ pub struct FitArgs {
     /// Adam learning rate of both networks
     #[arg(long, default_value_t = GanConfig::default().learning_rate)]
     pub learning_rate: f64,
+    /// Length of the generator's noise vector
+    #[arg(long, default_value_t = GanConfig::default().noise_dim)]
+    pub noise_dim: usize,
+    /// Widths of the generator's residual layers, comma-separated
+    #[arg(long, value_delimiter = ',', default_values_t = GanConfig::default().generator_dims)]
+    pub generator_dims: Vec<usize>,
+    /// Widths of the critic's hidden layers, comma-separated
+    #[arg(long, value_delimiter = ',', default_values_t = GanConfig::default().critic_dims)]
+    pub critic_dims: Vec<usize>,
+    /// Dropout probability in the critic
+    #[arg(long, default_value_t = GanConfig::default().dropout)]
+    pub dropout: f64,
+    /// Weight of the WGAN-GP gradient penalty
+    #[arg(long, default_value_t = GanConfig::default().penalty_weight)]
+    pub penalty_weight: f64,
+    /// Temperature of the Gumbel-softmax outputs
+    #[arg(long, default_value_t = GanConfig::default().gumbel_tau)]
+    pub gumbel_tau: f64,
+    /// Adam's first-moment decay
+    #[arg(long, default_value_t = GanConfig::default().beta1)]
+    pub beta1: f64,
+    /// Adam's second-moment decay
+    #[arg(long, default_value_t = GanConfig::default().beta2)]
+    pub beta2: f64,
+    /// L2 weight decay of both networks
+    #[arg(long, default_value_t = GanConfig::default().weight_decay)]
+    pub weight_decay: f64,
     /// Most frequent values of a categorical column that get a one-hot slot each; rarer ones
     /// share one "other" slot
     #[arg(long, default_value_t = EncodeConfig::default().max_categories)]
@@ -68,6 +95,15 @@ impl FitArgs {
         config.gan.pac = self.pac;
         config.gan.critic_steps = self.critic_steps;
         config.gan.learning_rate = self.learning_rate;
+        config.gan.noise_dim = self.noise_dim;
+        config.gan.generator_dims = self.generator_dims.clone();
+        config.gan.critic_dims = self.critic_dims.clone();
+        config.gan.dropout = self.dropout;
+        config.gan.penalty_weight = self.penalty_weight;
+        config.gan.gumbel_tau = self.gumbel_tau;
+        config.gan.beta1 = self.beta1;
+        config.gan.beta2 = self.beta2;
+        config.gan.weight_decay = self.weight_decay;
         config.encode.max_categories = self.max_categories;
         config.encode.mixture_sample = self.mixture_sample;
         config
@@ -77,6 +113,36 @@ impl FitArgs {
 pub(super) fn run(args: FitArgs, printer: Printer) -> anyhow::Result<()> {
     let config = args.config();
     crate::flag_ensure!(config.gan.pac > 0, "--pac", "must be at least 1");
+    crate::flag_ensure!(
+        config.gan.noise_dim > 0,
+        "--noise-dim",
+        "must be at least 1"
+    );
+    crate::flag_ensure!(
+        !config.gan.critic_dims.is_empty() && config.gan.critic_dims.iter().all(|&w| w > 0),
+        "--critic-dims",
+        "needs at least one positive width"
+    );
+    crate::flag_ensure!(
+        config.gan.generator_dims.iter().all(|&w| w > 0),
+        "--generator-dims",
+        "widths must be positive"
+    );
+    crate::flag_ensure!(
+        (0.0..1.0).contains(&config.gan.dropout),
+        "--dropout",
+        "must be in [0, 1)"
+    );
+    crate::flag_ensure!(
+        config.gan.gumbel_tau > 0.0,
+        "--gumbel-tau",
+        "must be positive"
+    );
+    crate::flag_ensure!(
+        config.gan.learning_rate > 0.0,
+        "--learning-rate",
+        "must be positive"
+    );
     crate::flag_ensure!(
         config.encode.max_categories > 0,
         "--max-categories",

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod critic;
+pub mod fused;
 pub mod nn;
 pub mod ops;
 pub mod optim;

@@ -11,6 +11,7 @@ use candle_core::{D, DType, Device, Tensor, Var};
 use rand::Rng;
 
 use crate::error::{Error, Result};
+use crate::gan::fused::{add_bias, batch_norm};
 use crate::rng::Stream;
 
 /// The named parameters of one network, in creation order.
@@ -124,16 +125,16 @@ impl Linear {
     /// # Shapes
     /// `xs: [n, in]` → `[n, out]`.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        Ok(xs
-            .matmul(&self.weight.as_tensor().t()?)?
-            .broadcast_add(self.bias.as_tensor())?)
+        add_bias(
+            &xs.matmul(&self.weight.as_tensor().t()?)?,
+            self.bias.as_tensor(),
+        )
     }
 
     /// The same as [`Self::forward`], with the parameters treated as constants.
     pub fn forward_detached(&self, xs: &Tensor) -> Result<Tensor> {
-        Ok(xs
-            .matmul(&self.weight.as_tensor().detach().t()?)?
-            .broadcast_add(&self.bias.as_tensor().detach())?)
+        let product = xs.matmul(&self.weight.as_tensor().detach().t()?)?;
+        add_bias(&product, &self.bias.as_tensor().detach())
     }
 }
 
@@ -146,9 +147,6 @@ pub struct BatchNorm {
     /// Shift, `[features]`.
     pub beta: Var,
 }
-
-/// Added to the variance before the square root.
-const BATCH_NORM_EPSILON: f64 = 1e-5;
 
 impl BatchNorm {
     /// Creates a layer with unit scale and zero shift.
@@ -179,13 +177,7 @@ impl BatchNorm {
     /// # Shapes
     /// `xs: [n, features]` → `[n, features]`.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let mean = xs.mean_keepdim(0)?;
-        let centred = xs.broadcast_sub(&mean)?;
-        let variance = centred.sqr()?.mean_keepdim(0)?;
-        let normalised = centred.broadcast_div(&(variance + BATCH_NORM_EPSILON)?.sqrt()?)?;
-        Ok(normalised
-            .broadcast_mul(self.gamma.as_tensor())?
-            .broadcast_add(self.beta.as_tensor())?)
+        batch_norm(xs, self.gamma.as_tensor(), self.beta.as_tensor())
     }
 }
 

@@ -310,6 +310,20 @@ impl<'a> Trainer<'a> {
         Ok((raw, activated))
     }
 
+    /// Draws a batch of training conditions and generates rows for them: the conditions, the
+    /// raw generator outputs, and the activated rows followed by their conditional vectors.
+    fn conditioned_fakes(&mut self, detach: bool) -> Result<(CondBatch, Tensor, Tensor)> {
+        let rows = self.batch_size();
+        let cond = self
+            .sampler
+            .draw(rows, Weighting::LogFrequency, &mut self.streams.condition);
+        let device = self.networks.device();
+        let cond_tensor = Tensor::from_slice(&cond.vectors, (rows, self.cond_dim), device)?;
+        let (raw, fake) = self.fake_rows(&cond, detach)?;
+        let fake = with_condition(&fake, &cond_tensor, self.cond_dim)?;
+        Ok((cond, raw, fake))
+    }
+
     /// Real rows matching a permutation of the batch's conditions, each followed by the
     /// conditional vector it matches.
     fn real_rows(&mut self, cond: &CondBatch) -> Result<Tensor> {
@@ -343,13 +357,7 @@ impl<'a> Trainer<'a> {
 impl Adversarial for Trainer<'_> {
     fn critic_step(&mut self) -> Result<StepLosses> {
         let rows = self.batch_size();
-        let cond = self
-            .sampler
-            .draw(rows, Weighting::LogFrequency, &mut self.streams.condition);
-        let cond_tensor =
-            Tensor::from_slice(&cond.vectors, (rows, self.cond_dim), self.networks.device())?;
-        let (_, fake) = self.fake_rows(&cond, true)?;
-        let fake = with_condition(&fake, &cond_tensor, self.cond_dim)?;
+        let (cond, _, fake) = self.conditioned_fakes(true)?;
         let real = self.real_rows(&cond)?;
 
         let critic = &self.networks.critic;
@@ -377,13 +385,7 @@ impl Adversarial for Trainer<'_> {
 
     fn generator_step(&mut self) -> Result<f64> {
         let rows = self.batch_size();
-        let cond = self
-            .sampler
-            .draw(rows, Weighting::LogFrequency, &mut self.streams.condition);
-        let cond_tensor =
-            Tensor::from_slice(&cond.vectors, (rows, self.cond_dim), self.networks.device())?;
-        let (raw, fake) = self.fake_rows(&cond, false)?;
-        let fake = with_condition(&fake, &cond_tensor, self.cond_dim)?;
+        let (cond, raw, fake) = self.conditioned_fakes(false)?;
 
         let critic = &self.networks.critic;
         let masks = critic.dropout_masks(rows / self.config.pac, &mut self.streams.dropout)?;
