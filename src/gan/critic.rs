@@ -18,6 +18,7 @@ use candle_core::{DType, Device, Tensor};
 use rand::Rng;
 
 use crate::error::Result;
+use crate::gan::fused::LinearGrads;
 use crate::gan::nn::{Linear, Params, row_norms};
 use crate::rng::{Stream, fill_uniform};
 
@@ -120,26 +121,29 @@ impl Critic {
         Ok(positive.affine(1.0 - slope, slope)?.mul(mask)?)
     }
 
-    /// Scores packed samples; with `detached`, the weights are constants (for the generator's
-    /// step, which must not build the critic's gradients).
+    /// Scores packed samples. With `detached`, the weights are constants and only the input's
+    /// gradient is built (the generator's step); otherwise the input is a constant and only
+    /// the weights' gradients are built (the critic's step).
     ///
     /// # Shapes
     /// `packed: [m, pac · input_dim]`, one mask `[m, hidden_i]` per layer → `[m, 1]`.
     pub fn forward(&self, packed: &Tensor, masks: &[Tensor], detached: bool) -> Result<Tensor> {
         let mut hidden = packed.clone();
+        let mut grads = if detached {
+            LinearGrads::Input
+        } else {
+            LinearGrads::Weights
+        };
         for (layer, mask) in self.hidden.iter().zip(masks) {
-            let pre = if detached {
-                layer.forward_detached(&hidden)?
+            let pre = layer.forward(&hidden, grads)?;
+            grads = if detached {
+                LinearGrads::Input
             } else {
-                layer.forward(&hidden)?
+                LinearGrads::All
             };
             hidden = pre.mul(&self.gate(&pre, mask)?)?;
         }
-        if detached {
-            self.output.forward_detached(&hidden)
-        } else {
-            self.output.forward(&hidden)
-        }
+        self.output.forward(&hidden, grads)
     }
 
     /// The gradient of the score with respect to the packed input, as a differentiable

@@ -11,7 +11,7 @@ use candle_core::{D, DType, Device, Tensor, Var};
 use rand::Rng;
 
 use crate::error::{Error, Result};
-use crate::gan::fused::{add_bias, batch_norm};
+use crate::gan::fused::{LinearGrads, batch_norm, linear};
 use crate::rng::Stream;
 
 /// The named parameters of one network, in creation order.
@@ -123,18 +123,18 @@ impl Linear {
     }
 
     /// # Shapes
-    /// `xs: [n, in]` → `[n, out]`.
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        add_bias(
-            &xs.matmul(&self.weight.as_tensor().t()?)?,
-            self.bias.as_tensor(),
-        )
+    /// `xs: [n, in]` → `[n, out]`, building the gradients `grads` names.
+    pub fn forward(&self, xs: &Tensor, grads: LinearGrads) -> Result<Tensor> {
+        linear(xs, self.weight.as_tensor(), self.bias.as_tensor(), grads)
     }
 
-    /// The same as [`Self::forward`], with the parameters treated as constants.
+    /// The same as [`Self::forward`] with everything treated as a constant: no gradients.
     pub fn forward_detached(&self, xs: &Tensor) -> Result<Tensor> {
-        let product = xs.matmul(&self.weight.as_tensor().detach().t()?)?;
-        add_bias(&product, &self.bias.as_tensor().detach())
+        let (weight, bias) = (
+            self.weight.as_tensor().detach(),
+            self.bias.as_tensor().detach(),
+        );
+        linear(&xs.detach(), &weight, &bias, LinearGrads::Input)
     }
 }
 

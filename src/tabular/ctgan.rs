@@ -22,6 +22,7 @@ use crate::encode::EncodedTable;
 use crate::encode::layout::{Activation, Layout, Span};
 use crate::error::Result;
 use crate::gan::critic::{Critic, CriticConfig};
+use crate::gan::fused::LinearGrads;
 use crate::gan::nn::{BatchNorm, Linear, Params};
 use crate::gan::ops::{activate, conditional_loss};
 use crate::gan::optim::{Adam, AdamConfig};
@@ -93,11 +94,14 @@ impl Generator {
     /// `xs: [n, noise_dim + cond_dim]` → `[n, data_dim]`.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let mut hidden = xs.clone();
+        // The first layer reads noise and conditions, constants that need no gradient.
+        let mut grads = LinearGrads::Weights;
         for (linear, norm) in &self.residuals {
-            let out = norm.forward(&linear.forward(&hidden)?)?.relu()?;
+            let out = norm.forward(&linear.forward(&hidden, grads)?)?.relu()?;
             hidden = Tensor::cat(&[&out, &hidden], 1)?;
+            grads = LinearGrads::All;
         }
-        self.output.forward(&hidden)
+        self.output.forward(&hidden, grads)
     }
 }
 
