@@ -11,6 +11,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = synth::cli::Cli::parse();
+    if cli.threads.is_some() || std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: nothing else runs yet; the variable is read when the thread pools start.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", cli.threads().to_string()) };
+    }
     let level = match cli.verbose {
         0 => "warn",
         1 => "warn,synth=debug",

@@ -69,6 +69,10 @@ pub struct FitArgs {
     /// L2 weight decay of both networks
     #[arg(long, default_value_t = GanConfig::default().weight_decay)]
     pub weight_decay: f64,
+    /// How training conditions weight categories: `log-frequency` shows rare categories (fraud
+    /// labels) more often, `frequency` keeps the data's own mix
+    #[arg(long, value_enum, default_value_t = GanConfig::default().condition_weighting)]
+    pub condition_weighting: crate::tabular::cond::Weighting,
     /// Most frequent values of a categorical column that get a one-hot slot each; rarer ones
     /// share one "other" slot
     #[arg(long, default_value_t = EncodeConfig::default().max_categories)]
@@ -104,6 +108,7 @@ impl FitArgs {
         config.gan.beta1 = self.beta1;
         config.gan.beta2 = self.beta2;
         config.gan.weight_decay = self.weight_decay;
+        config.gan.condition_weighting = self.condition_weighting;
         config.encode.max_categories = self.max_categories;
         config.encode.mixture_sample = self.mixture_sample;
         config

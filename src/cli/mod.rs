@@ -36,6 +36,10 @@ pub struct Cli {
     /// Hide progress bars
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// Compute threads [default: 1 for `fit`, whose small batches lose more to thread hand-offs
+    /// than they gain; every core for `generate`]; `RAYON_NUM_THREADS` also sets it
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
     /// The command to run
     #[command(subcommand)]
     pub command: Command,
@@ -75,6 +79,19 @@ impl DeviceChoice {
             }),
             DeviceChoice::Cuda => Device::new_cuda(0).map_err(|error| Error::Device { device: "cuda".into(), reason: error.to_string() }),
             DeviceChoice::Auto => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
+        }
+    }
+}
+
+impl Cli {
+    /// The number of compute threads this command should use, unless the environment sets
+    /// one.
+    pub fn threads(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        match (&self.command, self.threads) {
+            (_, Some(threads)) => threads.max(1),
+            (Command::Fit(_), None) => 1,
+            (_, None) => cores,
         }
     }
 }

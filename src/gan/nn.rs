@@ -179,6 +179,15 @@ impl BatchNorm {
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         batch_norm(xs, self.gamma.as_tensor(), self.beta.as_tensor())
     }
+
+    /// The same as [`Self::forward`] with the parameters treated as constants.
+    pub fn forward_detached(&self, xs: &Tensor) -> Result<Tensor> {
+        batch_norm(
+            &xs.detach(),
+            &self.gamma.as_tensor().detach(),
+            &self.beta.as_tensor().detach(),
+        )
+    }
 }
 
 /// Euclidean norm of each row.

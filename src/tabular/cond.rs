@@ -1,8 +1,10 @@
 //! The conditional vector and training-by-sampling (CTGAN, section 4.3).
 //!
 //! Each training row is conditioned on one discrete column, chosen uniformly, and one of its
-//! categories, chosen with probability proportional to the log of its frequency, so that rare
-//! categories (fraud labels, say) are seen often enough to be learned. The real row the critic
+//! categories. CTGAN draws the category with probability proportional to the log of its
+//! frequency, so that rare categories are seen more often; synth draws it by frequency by
+//! default, because the log-frequency mix teaches the generator label shares far from the
+//! data's, and offers log-frequency and a mix of the two as options. The real row the critic
 //! compares against is drawn among the training rows that have that category.
 //!
 //! In generation, unconditioned rows pick a column uniformly and a category by its true
@@ -16,12 +18,26 @@ use crate::gan::ops::Target;
 use crate::rng::Stream;
 
 /// How categories are weighted when drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Weighting {
-    /// `log(1 + count)`, for training.
+    /// `log(1 + count)`: CTGAN's training choice
     LogFrequency,
-    /// `count`, for generation.
+    /// `count`: the data's own mix; synth's default, and always used in generation
+    #[default]
     Frequency,
+    /// The mean of the two distributions above
+    Mixed,
 }
 
 /// Draws conditional vectors and the real rows that match them.
@@ -29,7 +45,7 @@ pub enum Weighting {
 pub struct CondSampler {
     layout: Layout,
     /// Per discrete span, cumulative category weights for log-frequency and frequency.
-    cumulative: Vec<[Vec<f64>; 2]>,
+    cumulative: Vec<[Vec<f64>; 3]>,
     /// Per discrete span and slot, the training rows holding it (empty when built for
     /// generation only).
     rows_by_slot: Vec<Vec<Vec<u32>>>,
@@ -61,9 +77,18 @@ impl CondSampler {
                         })
                         .collect::<Vec<f64>>()
                 };
+                let total: f64 = counts.iter().map(|&c| c as f64).sum::<f64>().max(1.0);
+                let log_total: f64 = counts
+                    .iter()
+                    .map(|&c| (1.0 + c as f64).ln())
+                    .sum::<f64>()
+                    .max(f64::MIN_POSITIVE);
                 [
                     running(&|count| (1.0 + count as f64).ln()),
                     running(&|count| count as f64),
+                    running(&|count| {
+                        0.5 * (1.0 + count as f64).ln() / log_total + 0.5 * count as f64 / total
+                    }),
                 ]
             })
             .collect();
@@ -105,6 +130,7 @@ impl CondSampler {
         }
         let which = match weighting {
             Weighting::LogFrequency => 0,
+            Weighting::Mixed => 2,
             Weighting::Frequency => 1,
         };
         for row in 0..rows {
@@ -201,6 +227,15 @@ mod tests {
                 [w[0] / total, w[1] / total, w[2] / total]
             }),
             (Weighting::Frequency, [0.9, 0.09, 0.01]),
+            (Weighting::Mixed, {
+                let w = [901f64.ln(), 91f64.ln(), 11f64.ln()];
+                let total: f64 = w.iter().sum();
+                [
+                    0.5 * w[0] / total + 0.45,
+                    0.5 * w[1] / total + 0.045,
+                    0.5 * w[2] / total + 0.005,
+                ]
+            }),
         ] {
             let batch = sampler.draw(draws, weighting, &mut stream(9, Purpose::Condition));
             let first: Vec<usize> = batch

@@ -103,6 +103,19 @@ impl Generator {
         }
         self.output.forward(&hidden, grads)
     }
+
+    /// [`Self::forward`] with the parameters as constants, for generation: no graph is kept,
+    /// so each layer's activations are freed as soon as the next one is computed.
+    pub fn forward_detached(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut hidden = xs.detach();
+        for (linear, norm) in &self.residuals {
+            let out = norm
+                .forward_detached(&linear.forward_detached(&hidden)?)?
+                .relu()?;
+            hidden = Tensor::cat(&[&out, &hidden], 1)?;
+        }
+        self.output.forward_detached(&hidden)
+    }
 }
 
 /// The generator and critic of a tabular model.
@@ -318,9 +331,11 @@ impl<'a> Trainer<'a> {
     /// raw generator outputs, and the activated rows followed by their conditional vectors.
     fn conditioned_fakes(&mut self, detach: bool) -> Result<(CondBatch, Tensor, Tensor)> {
         let rows = self.batch_size();
-        let cond = self
-            .sampler
-            .draw(rows, Weighting::LogFrequency, &mut self.streams.condition);
+        let cond = self.sampler.draw(
+            rows,
+            self.config.condition_weighting,
+            &mut self.streams.condition,
+        );
         let device = self.networks.device();
         let cond_tensor = Tensor::from_slice(&cond.vectors, (rows, self.cond_dim), device)?;
         let (raw, fake) = self.fake_rows(&cond, detach)?;
@@ -435,7 +450,7 @@ pub fn generate_rows(
         &mut buffer,
         networks.device(),
     )?;
-    let raw = networks.generator.forward(&input)?.detach();
+    let raw = networks.generator.forward_detached(&input)?;
     let mut values = raw.flatten_all()?.to_vec1::<f32>()?;
     for line in values.chunks_exact_mut(layout.data_dim) {
         for span in &layout.spans {
