@@ -28,7 +28,7 @@ use crate::gan::ops::{activate, conditional_loss};
 use crate::gan::optim::{Adam, AdamConfig};
 use crate::gan::train::{Adversarial, StepLosses};
 use crate::rng::{Purpose, Stream, fill_normal, gumbel, stream};
-use crate::tabular::cond::{CondBatch, CondSampler, Weighting};
+use crate::tabular::cond::{CondBatch, CondSampler};
 
 /// The residual generator.
 #[derive(Debug)]
