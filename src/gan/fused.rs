@@ -18,7 +18,11 @@ use gemm::Parallelism;
 
 use crate::error::Result;
 
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+/// The f32 values of a contiguous CPU tensor, for the fused ops' forward passes.
+pub(crate) fn contiguous<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a [f32]> {
     let values = storage.as_slice::<f32>()?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&values[start..end]),

@@ -13,6 +13,7 @@ use candle_core::{CpuStorage, CustomOp1, D, Layout, Shape, Tensor};
 
 use crate::encode::layout::{Activation, Span};
 use crate::error::Result;
+use crate::gan::fused::contiguous;
 
 /// Applies each span's activation: `tanh` on scalars, `softmax(x / tau)` on one-hot blocks.
 /// Adding Gumbel noise to the logits first makes this the Gumbel-softmax of CTGAN.
@@ -54,16 +55,6 @@ struct SpanActivation {
     tau: f32,
 }
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    let values = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&values[start..end]),
-        None => Err(candle_core::Error::Msg(
-            "fused op needs a contiguous input".into(),
-        )),
-    }
-}
-
 impl CustomOp1 for SpanActivation {
     fn name(&self) -> &'static str {
         "span-activation"
@@ -74,7 +65,7 @@ impl CustomOp1 for SpanActivation {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let input = contiguous_f32(storage, layout)?;
+        let input = contiguous(storage, layout)?;
         let (_, width) = layout.shape().dims2()?;
         let mut output = vec![0.0f32; input.len()];
         for (row_in, row_out) in input
@@ -212,7 +203,7 @@ impl CustomOp1 for ConditionalLoss {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let input = contiguous_f32(storage, layout)?;
+        let input = contiguous(storage, layout)?;
         let (rows, width) = layout.shape().dims2()?;
         let mut total = 0.0f64;
         for (row, target) in input.chunks_exact(width).zip(self.targets.iter()) {
