@@ -15,6 +15,7 @@
 //! The command-line interface in [`cli`] is a thin layer over these stages.
 
 #![warn(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cli;
 pub mod config;
