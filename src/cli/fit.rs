@@ -162,13 +162,8 @@ pub(super) fn run(args: FitArgs, printer: Printer) -> anyhow::Result<()> {
         .model
         .clone()
         .unwrap_or_else(|| default_model_dir(&args.data));
-    if model_dir.exists() && !args.force {
-        return Err(crate::Error::Write {
-            path: model_dir,
-            reason: "it already exists; pass `--force` or another `--model`".into(),
-        }
-        .into());
-    }
+    // Checked before training, so that a model that cannot be saved is not trained.
+    crate::gan::checkpoint::check_dir(&model_dir, args.force)?;
     let device = args.device.resolve()?;
 
     let frame = read_table(&args.data)?;

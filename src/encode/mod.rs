@@ -229,17 +229,15 @@ impl TableEncoder {
             let series = match encoder {
                 ColumnEncoder::Continuous(numeric) => {
                     let spans = self.spans_of(index);
-                    let block = |line: &'_ [f32], span: &layout::Span| {
-                        line[span.offset..span.offset + span.width].to_vec()
-                    };
                     let values: Vec<Option<f64>> = (0..rows)
                         .map(|row| {
                             let line = &activated[row * width..(row + 1) * width];
-                            let null = spans.get(2).map(|span| block(line, span));
+                            let block =
+                                |span: &layout::Span| &line[span.offset..span.offset + span.width];
                             numeric.decode(
                                 line[spans[0].offset],
-                                &block(line, &spans[1]),
-                                null.as_deref(),
+                                block(&spans[1]),
+                                spans.get(2).map(block),
                             )
                         })
                         .collect();

@@ -31,8 +31,9 @@ pub fn weights_bytes(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
     .map_err(|error| Error::Tensor(candle_core::Error::Msg(error.to_string())))
 }
 
-/// Writes `files` (name, bytes) as the directory `path`, all or nothing.
-pub fn write_dir(path: &Path, files: &[(&str, Vec<u8>)], force: bool) -> Result<()> {
+/// Checks that a model directory may be written at `path`: refuses an existing one unless
+/// `force`, and a missing parent directory.
+pub fn check_dir(path: &Path, force: bool) -> Result<()> {
     let write_error = |reason: String| Error::Write {
         path: path.to_owned(),
         reason,
@@ -49,6 +50,17 @@ pub fn write_dir(path: &Path, files: &[(&str, Vec<u8>)], force: bool) -> Result<
             parent.display()
         )));
     }
+    Ok(())
+}
+
+/// Writes `files` (name, bytes) as the directory `path`, all or nothing.
+pub fn write_dir(path: &Path, files: &[(&str, Vec<u8>)], force: bool) -> Result<()> {
+    let write_error = |reason: String| Error::Write {
+        path: path.to_owned(),
+        reason,
+    };
+    check_dir(path, force)?;
+    let parent = parent_dir(path);
     let staging = tempfile::Builder::new()
         .prefix(".synth-model-")
         .tempdir_in(&parent)
