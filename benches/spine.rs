@@ -51,6 +51,8 @@ fn fit_seconds_per_epoch(path: &Path) -> (f64, usize) {
         source: "bench".into(),
         fingerprint: String::new(),
         rows: train_rows,
+        path: None,
+        holdout: None,
     };
     let mut times = Vec::new();
     let mut last = Instant::now();

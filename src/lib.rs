@@ -23,6 +23,7 @@ pub mod data;
 pub mod encode;
 pub mod error;
 pub mod gan;
+pub mod report;
 pub mod rng;
 pub mod sample;
 pub mod tabular;

@@ -31,6 +31,10 @@ fn main() -> ExitCode {
     match synth::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<synth::cli::GateFailed>().is_some() => {
+            eprintln!("{error}");
+            ExitCode::from(1)
+        }
         Err(error) => {
             let mut message = format!("error: {error}");
             for cause in error.chain().skip(1) {

@@ -1,20 +1,17 @@
 //! `synth fit`: train a model on a table.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
-use sha2::{Digest, Sha256};
 
 use super::{DeviceChoice, Printer, default_model_dir};
 use crate::config::{EncodeConfig, FitConfig, GanConfig};
-use crate::data::io::read_table;
+use crate::data::io::{fingerprint, read_table};
 use crate::data::schema::Schema;
 use crate::data::table::check_frame;
 use crate::gan::train::Control;
-use crate::tabular::{DataSummary, fit};
+use crate::tabular::{DataSummary, Holdout, fit};
 
 /// Arguments of `synth fit`.
 #[derive(Debug, Args)]
@@ -86,6 +83,10 @@ pub struct FitArgs {
     /// Where to train
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub device: DeviceChoice,
+    /// Keep this share of the rows out of training, for `synth report` to score privacy and
+    /// utility against; the model records which rows (not their values)
+    #[arg(long, value_name = "F")]
+    pub holdout_fraction: Option<f64>,
     /// Replace the model directory if it exists
     #[arg(long)]
     pub force: bool,
@@ -158,6 +159,13 @@ pub(super) fn run(args: FitArgs, printer: Printer) -> anyhow::Result<()> {
         "--mixture-sample",
         "must be at least 1"
     );
+    if let Some(fraction) = args.holdout_fraction {
+        crate::flag_ensure!(
+            fraction > 0.0 && fraction < 1.0,
+            "--holdout-fraction",
+            "must be between 0 and 1, got {fraction}"
+        );
+    }
     let model_dir = args
         .model
         .clone()
@@ -168,6 +176,21 @@ pub(super) fn run(args: FitArgs, printer: Printer) -> anyhow::Result<()> {
 
     let frame = read_table(&args.data)?;
     check_frame(&frame, &args.data)?;
+    let seed = args.seed.unwrap_or_else(crate::rng::fresh_seed);
+    let (frame, holdout) = match args.holdout_fraction {
+        Some(fraction) => {
+            crate::flag_ensure!(
+                frame.height() >= 2,
+                "--holdout-fraction",
+                "`{}` has {} row; a holdout needs at least two",
+                args.data.display(),
+                frame.height()
+            );
+            let holdout = Holdout::draw(fraction, frame.height(), seed);
+            (holdout.split(&frame)?.0, Some(holdout))
+        }
+        None => (frame, None),
+    };
     let schema = match &args.schema {
         Some(path) => {
             let schema = Schema::load(path)?;
@@ -183,8 +206,11 @@ pub(super) fn run(args: FitArgs, printer: Printer) -> anyhow::Result<()> {
             .map_or_else(String::new, |name| name.to_string_lossy().into_owned()),
         fingerprint: fingerprint(&args.data)?,
         rows: frame.height(),
+        path: std::path::absolute(&args.data)
+            .ok()
+            .map(|path| path.to_string_lossy().into_owned()),
+        holdout,
     };
-    let seed = args.seed.unwrap_or_else(crate::rng::fresh_seed);
     tracing::debug!(?device, seed, rows = data.rows, "fitting");
 
     let started = Instant::now();
@@ -210,24 +236,4 @@ pub(super) fn run(args: FitArgs, printer: Printer) -> anyhow::Result<()> {
         model_dir.display()
     ));
     Ok(())
-}
-
-/// SHA-256 of a file's bytes, as hex.
-fn fingerprint(path: &std::path::Path) -> anyhow::Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect())
 }

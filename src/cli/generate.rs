@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::{DeviceChoice, MODEL_SUFFIX, Printer, stem};
+use super::{DeviceChoice, Printer, find_model, stem};
 use crate::config::GenerateConfig;
 use crate::data::io::{TableWriter, check_output};
 use crate::error::Error;
@@ -94,6 +94,15 @@ pub(super) fn run(args: GenerateArgs, printer: Printer) -> anyhow::Result<()> {
     )?;
     writer.finish()?;
     bar.finish_and_clear();
+    LastGenerated {
+        path: std::path::absolute(&out)
+            .unwrap_or(out.clone())
+            .to_string_lossy()
+            .into_owned(),
+        rows,
+        seed,
+    }
+    .save(&model_dir)?;
     printer.status(&format!(
         "Generated {rows} rows from `{}` in {:.1}s (seed {seed}); written to `{}`",
         model_dir.display(),
@@ -103,28 +112,31 @@ pub(super) fn run(args: GenerateArgs, printer: Printer) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The one model directory in `folder`, or an error naming what was found.
-fn find_model(folder: &Path) -> anyhow::Result<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(folder)?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.is_dir() && path.to_string_lossy().ends_with(MODEL_SUFFIX))
-        .map(|path| {
-            path.strip_prefix(folder)
-                .map(Path::to_path_buf)
-                .unwrap_or(path)
-        })
-        .collect();
-    found.sort();
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        0 => Err(Error::Flag {
-            flag: "--model".into(),
-            reason: format!("no `*{MODEL_SUFFIX}` directory in the current folder; run `synth fit DATA` first or pass `--model DIR`"),
-        }
-        .into()),
-        _ => {
-            let names: Vec<String> = found.iter().map(|path| format!("`{}`", path.display())).collect();
-            Err(Error::Flag { flag: "--model".into(), reason: format!("several models here ({}); choose one with `--model DIR`", names.join(", ")) }.into())
-        }
+/// The record of a model's most recent `synth generate`, kept in its directory so that a bare
+/// `synth report` knows which file to score.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LastGenerated {
+    /// The output file's absolute path.
+    pub path: String,
+    /// Rows written.
+    pub rows: u64,
+    /// The seed used.
+    pub seed: u64,
+}
+
+impl LastGenerated {
+    /// Name of the record in the model directory.
+    pub const FILE: &str = "last-generated.json";
+
+    fn save(&self, model: &Path) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)?;
+        crate::data::io::write_atomic(&model.join(Self::FILE), &bytes, true)?;
+        Ok(())
+    }
+
+    /// Reads the record from a model directory, if there is one.
+    pub fn load(model: &Path) -> Option<LastGenerated> {
+        let text = std::fs::read_to_string(model.join(Self::FILE)).ok()?;
+        serde_json::from_str(&text).ok()
     }
 }

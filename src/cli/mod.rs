@@ -6,6 +6,7 @@
 mod fit;
 mod generate;
 pub mod output;
+mod report;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, Result};
 use output::Printer;
+pub use report::GateFailed;
 
 /// Learn the statistics of a table and generate synthetic rows that keep them.
 ///
@@ -52,6 +54,9 @@ pub enum Command {
     Fit(fit::FitArgs),
     /// Generate synthetic rows from a trained model into Parquet or CSV
     Generate(generate::GenerateArgs),
+    /// Score synthetic rows against the real ones: fidelity, ML utility and privacy, as an HTML
+    /// page and JSON
+    Report(report::ReportArgs),
     /// Work with schemas
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
@@ -102,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Fit(args) => fit::run(args, printer),
         Command::Generate(args) => generate::run(args, printer),
+        Command::Report(args) => report::run(args, printer),
         Command::Schema(command) => schema::run(command),
     }
 }
@@ -118,4 +124,30 @@ pub const MODEL_SUFFIX: &str = ".synth-model";
 /// The default model directory for a data file: `<stem>.synth-model` in the current folder.
 fn default_model_dir(data: &Path) -> PathBuf {
     PathBuf::from(format!("{}{MODEL_SUFFIX}", stem(data)))
+}
+
+/// The one model directory in `folder`, or an error naming what was found.
+pub(crate) fn find_model(folder: &Path) -> anyhow::Result<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(folder)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.is_dir() && path.to_string_lossy().ends_with(MODEL_SUFFIX))
+        .map(|path| {
+            path.strip_prefix(folder)
+                .map(Path::to_path_buf)
+                .unwrap_or(path)
+        })
+        .collect();
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(Error::Flag {
+            flag: "--model".into(),
+            reason: format!("no `*{MODEL_SUFFIX}` directory in the current folder; run `synth fit DATA` first or pass `--model DIR`"),
+        }
+        .into()),
+        _ => {
+            let names: Vec<String> = found.iter().map(|path| format!("`{}`", path.display())).collect();
+            Err(Error::Flag { flag: "--model".into(), reason: format!("several models here ({}); choose one with `--model DIR`", names.join(", ")) }.into())
+        }
+    }
 }

@@ -264,3 +264,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     temporary.as_file().sync_all().map_err(write_error)?;
     persist(temporary, path, force)
 }
+
+/// SHA-256 of a file's bytes, as hex.
+pub fn fingerprint(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let read_error = |error: std::io::Error| Error::ReadData {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer).map_err(read_error)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
+}

@@ -96,9 +96,20 @@ fn parallelism() -> Parallelism {
 /// `out[m × n] = a[m × k] · b[k × n]`, with each matrix given by its row and column strides.
 fn product(
     out: &mut [f32],
+    dims: (usize, usize, usize),
+    a: (&[f32], usize, usize),
+    b: (&[f32], usize, usize),
+) {
+    product_with(out, dims, a, b, parallelism());
+}
+
+/// [`product`] with the threading chosen by the caller.
+pub(crate) fn product_with(
+    out: &mut [f32],
     (m, n, k): (usize, usize, usize),
     a: (&[f32], usize, usize),
     b: (&[f32], usize, usize),
+    parallelism: Parallelism,
 ) {
     assert!(out.len() >= m * n, "product output too small");
     assert!(
@@ -132,7 +143,7 @@ fn product(
             false,
             false,
             false,
-            parallelism(),
+            parallelism,
         );
     }
 }

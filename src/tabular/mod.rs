@@ -36,6 +36,57 @@ pub struct DataSummary {
     pub fingerprint: String,
     /// Rows trained on.
     pub rows: usize,
+    /// The training file's absolute path, so that `synth report` can find it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Rows of the file kept out of training, when fitted with a holdout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<Holdout>,
+}
+
+/// The rows of the training file that were held out of training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Holdout {
+    /// The share of rows held out.
+    pub fraction: f64,
+    /// Rows in the whole file.
+    pub file_rows: usize,
+    /// Positions of the held-out rows in the file, increasing.
+    pub rows: Vec<usize>,
+}
+
+impl Holdout {
+    /// Draws a seeded share `fraction` of `file_rows` rows.
+    pub fn draw(fraction: f64, file_rows: usize, seed: u64) -> Holdout {
+        let mut rng = crate::rng::substream(seed, crate::rng::Purpose::Split, 1);
+        let count = ((fraction * file_rows as f64).round() as usize)
+            .clamp(1, file_rows.saturating_sub(1).max(1));
+        let mut rows = rand::seq::index::sample(&mut rng, file_rows, count).into_vec();
+        rows.sort_unstable();
+        Holdout {
+            fraction,
+            file_rows,
+            rows,
+        }
+    }
+
+    /// Splits the whole file's rows into (training, holdout).
+    pub fn split(&self, frame: &DataFrame) -> Result<(DataFrame, DataFrame)> {
+        use polars::prelude::{IdxCa, IdxSize};
+        let mut held = vec![false; frame.height()];
+        for &row in &self.rows {
+            held[row] = true;
+        }
+        let pick = |keep: bool| -> Vec<IdxSize> {
+            (0..frame.height())
+                .filter(|&r| held[r] == keep)
+                .map(|r| r as IdxSize)
+                .collect()
+        };
+        let train = frame.take(&IdxCa::from_vec("row".into(), pick(false)))?;
+        let holdout = frame.take(&IdxCa::from_vec("row".into(), pick(true)))?;
+        Ok((train, holdout))
+    }
 }
 
 /// Everything about a model except its weights.

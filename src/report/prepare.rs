@@ -1,0 +1,415 @@
+//! The real, synthetic and holdout tables as columns every report section can compare.
+//!
+//! Each column of the schema (ids aside) becomes either numbers, with NaN for nulls and dates in
+//! their physical unit, or codes into one dictionary shared by all three tables, with [`NULL`]
+//! for nulls. Building the dictionary once means that "the same category" is a plain integer
+//! comparison everywhere after this point.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use polars::prelude::{DataFrame, DataType};
+
+use crate::data::schema::{ColumnKind, ColumnSpec, Schema};
+use crate::data::table::{self, ColumnValues};
+use crate::error::{Error, Result};
+
+/// The code of a null in a discrete column.
+pub const NULL: u32 = u32::MAX;
+
+/// One column's values in one table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    /// Continuous, integer and datetime columns; NaN marks a null.
+    Numbers(Vec<f64>),
+    /// Categorical columns as codes into [`Column::levels`]; [`NULL`] marks a null.
+    Codes(Vec<u32>),
+}
+
+impl Values {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Values::Numbers(values) => values.len(),
+            Values::Codes(codes) => codes.len(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether row `row` is null.
+    pub fn is_null(&self, row: usize) -> bool {
+        match self {
+            Values::Numbers(values) => values[row].is_nan(),
+            Values::Codes(codes) => codes[row] == NULL,
+        }
+    }
+
+    /// Share of null rows.
+    pub fn null_share(&self) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
+        let nulls = (0..self.len()).filter(|&row| self.is_null(row)).count();
+        nulls as f64 / self.len() as f64
+    }
+
+    /// The values of the rows in `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> Values {
+        match self {
+            Values::Numbers(values) => Values::Numbers(rows.iter().map(|&r| values[r]).collect()),
+            Values::Codes(codes) => Values::Codes(rows.iter().map(|&r| codes[r]).collect()),
+        }
+    }
+
+    /// The numbers, for a numeric column.
+    pub fn numbers(&self) -> Option<&[f64]> {
+        match self {
+            Values::Numbers(values) => Some(values),
+            Values::Codes(_) => None,
+        }
+    }
+
+    /// The codes, for a discrete column.
+    pub fn codes(&self) -> Option<&[u32]> {
+        match self {
+            Values::Codes(codes) => Some(codes),
+            Values::Numbers(_) => None,
+        }
+    }
+}
+
+/// Which table a set of values belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The real training rows.
+    Real,
+    /// The synthetic rows.
+    Synthetic,
+    /// The real rows held out of training.
+    Holdout,
+}
+
+/// One compared column.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// Name and kind from the schema.
+    pub spec: ColumnSpec,
+    /// Labels of the codes of a discrete column: the real table's values by falling count, then
+    /// values only the other tables hold, by label. Empty for numeric columns.
+    pub levels: Vec<String>,
+    /// Real training rows.
+    pub real: Values,
+    /// Synthetic rows.
+    pub synthetic: Values,
+    /// Holdout rows, when a holdout was given.
+    pub holdout: Option<Values>,
+}
+
+impl Column {
+    /// The column's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Whether the column is compared as numbers (continuous, integer and datetime columns).
+    pub fn is_numeric(&self) -> bool {
+        matches!(self.real, Values::Numbers(_))
+    }
+
+    /// The values of one side; `None` for a missing holdout.
+    pub fn side(&self, side: Side) -> Option<&Values> {
+        match side {
+            Side::Real => Some(&self.real),
+            Side::Synthetic => Some(&self.synthetic),
+            Side::Holdout => self.holdout.as_ref(),
+        }
+    }
+}
+
+/// The three tables, column by column.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// Compared columns in schema order; id columns are left out.
+    pub columns: Vec<Column>,
+    /// Row counts of real, synthetic and holdout (0 when there is none).
+    pub rows: [usize; 3],
+}
+
+impl Tables {
+    /// The column called `name`.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|column| column.name() == name)
+    }
+
+    /// Row count of one side.
+    pub fn rows(&self, side: Side) -> usize {
+        match side {
+            Side::Real => self.rows[0],
+            Side::Synthetic => self.rows[1],
+            Side::Holdout => self.rows[2],
+        }
+    }
+
+    /// Whether a holdout was given.
+    pub fn has_holdout(&self) -> bool {
+        self.columns
+            .first()
+            .is_some_and(|column| column.holdout.is_some())
+    }
+}
+
+/// A table as read from disk, with the path errors should name.
+pub struct Input<'a> {
+    /// The rows.
+    pub frame: &'a DataFrame,
+    /// Where they came from.
+    pub path: &'a Path,
+}
+
+/// Checks the tables against the schema and against each other and builds the compared
+/// columns.
+///
+/// Errors name the file and column: an empty table, a column the synthetic or holdout table
+/// lacks or has in addition, a type that does not fit, and a holdout that shares id values with
+/// the training rows.
+pub fn prepare(
+    schema: &Schema,
+    real: Input<'_>,
+    synthetic: Input<'_>,
+    holdout: Option<Input<'_>>,
+) -> Result<Tables> {
+    let mut inputs = vec![&real, &synthetic];
+    inputs.extend(holdout.as_ref());
+    for input in &inputs {
+        if input.frame.height() == 0 {
+            return Err(Error::ReadData {
+                path: input.path.to_owned(),
+                reason: "the table has no rows".into(),
+            });
+        }
+    }
+    schema.check_against(real.frame, real.path)?;
+    for other in &inputs[1..] {
+        same_columns(real.frame, other.frame, other.path)?;
+        schema.check_against(other.frame, other.path)?;
+    }
+    if let Some(holdout) = &holdout {
+        check_ids_disjoint(schema, &real, holdout)?;
+    }
+
+    let mut columns = Vec::new();
+    for spec in schema
+        .columns
+        .iter()
+        .filter(|spec| spec.kind != ColumnKind::Id)
+    {
+        let read = |input: &Input<'_>| -> Result<ColumnValues> {
+            let column = input.frame.column(&spec.name)?;
+            table::column_values(column, spec).map_err(|error| match error {
+                Error::Column { column, reason } => Error::Column {
+                    column,
+                    reason: format!("{reason} (in `{}`)", input.path.display()),
+                },
+                other => other,
+            })
+        };
+        let real_values = read(&real)?;
+        let synthetic_values = read(&synthetic)?;
+        let holdout_values = holdout.as_ref().map(read).transpose()?;
+        columns.push(build_column(
+            spec,
+            real_values,
+            synthetic_values,
+            holdout_values,
+        ));
+    }
+    Ok(Tables {
+        columns,
+        rows: [
+            real.frame.height(),
+            synthetic.frame.height(),
+            holdout.as_ref().map_or(0, |holdout| holdout.frame.height()),
+        ],
+    })
+}
+
+/// Refuses a table whose column names differ from the real table's.
+fn same_columns(real: &DataFrame, other: &DataFrame, path: &Path) -> Result<()> {
+    let names = |frame: &DataFrame| -> HashSet<String> {
+        frame
+            .get_column_names()
+            .iter()
+            .map(|name| name.to_string())
+            .collect()
+    };
+    let (expected, found) = (names(real), names(other));
+    let mut missing: Vec<&String> = expected.difference(&found).collect();
+    let mut extra: Vec<&String> = found.difference(&expected).collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    missing.sort();
+    extra.sort();
+    let list = |names: &[&String]| {
+        names
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut reasons = Vec::new();
+    if !missing.is_empty() {
+        reasons.push(format!("lacks the real table's columns {}", list(&missing)));
+    }
+    if !extra.is_empty() {
+        reasons.push(format!(
+            "has columns the real table lacks: {}",
+            list(&extra)
+        ));
+    }
+    Err(Error::ReadData {
+        path: path.to_owned(),
+        reason: reasons.join("; "),
+    })
+}
+
+/// Refuses a holdout that shares values of an id column with the training rows: such a holdout
+/// is not held out, and every privacy score against it would be meaningless.
+fn check_ids_disjoint(schema: &Schema, real: &Input<'_>, holdout: &Input<'_>) -> Result<()> {
+    for spec in schema
+        .columns
+        .iter()
+        .filter(|spec| spec.kind == ColumnKind::Id)
+    {
+        let keys = |input: &Input<'_>| -> Result<Vec<Option<String>>> {
+            let column = input.frame.column(&spec.name)?.cast(&DataType::String)?;
+            Ok(column
+                .str()?
+                .iter()
+                .map(|value| value.map(str::to_owned))
+                .collect())
+        };
+        let train: HashSet<String> = keys(real)?.into_iter().flatten().collect();
+        let shared = keys(holdout)?
+            .into_iter()
+            .flatten()
+            .filter(|key| train.contains(key))
+            .count();
+        if shared > 0 {
+            return Err(Error::ReadData {
+                path: holdout.path.to_owned(),
+                reason: format!(
+                    "the holdout overlaps the training rows: {shared} of its `{}` values are also in `{}`; hold out rows that were not trained on",
+                    spec.name,
+                    real.path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn build_column(
+    spec: &ColumnSpec,
+    real: ColumnValues,
+    synthetic: ColumnValues,
+    holdout: Option<ColumnValues>,
+) -> Column {
+    let numbers = |values: ColumnValues| match values {
+        ColumnValues::Numbers(values) => {
+            Values::Numbers(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        }
+        _ => Values::Numbers(Vec::new()),
+    };
+    if matches!(real, ColumnValues::Numbers(_)) {
+        return Column {
+            spec: spec.clone(),
+            levels: Vec::new(),
+            real: numbers(real),
+            synthetic: numbers(synthetic),
+            holdout: holdout.map(numbers),
+        };
+    }
+    let labels = |values: ColumnValues| -> Vec<Option<String>> {
+        match values {
+            ColumnValues::Text(values) => values,
+            ColumnValues::Integers(values) => values
+                .into_iter()
+                .map(|v| v.map(|v| v.to_string()))
+                .collect(),
+            ColumnValues::Booleans(values) => values
+                .into_iter()
+                .map(|v| v.map(|v| v.to_string()))
+                .collect(),
+            ColumnValues::Numbers(_) | ColumnValues::Skipped => Vec::new(),
+        }
+    };
+    let real = labels(real);
+    let synthetic = labels(synthetic);
+    let holdout = holdout.map(labels);
+
+    // Real values by falling count, then the others by label.
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for value in real.iter().flatten() {
+        *counts.entry(value.as_str()).or_default() += 1;
+    }
+    let mut levels: Vec<(&str, usize)> = counts.into_iter().collect();
+    levels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut levels: Vec<String> = levels
+        .into_iter()
+        .map(|(label, _)| label.to_owned())
+        .collect();
+    let known: HashSet<&str> = levels.iter().map(String::as_str).collect();
+    let mut others: Vec<&str> = synthetic
+        .iter()
+        .chain(holdout.iter().flatten())
+        .flatten()
+        .map(String::as_str)
+        .filter(|label| !known.contains(label))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    others.sort_unstable();
+    let others: Vec<String> = others.into_iter().map(str::to_owned).collect();
+    levels.extend(others);
+
+    let index: HashMap<&str, u32> = levels
+        .iter()
+        .enumerate()
+        .map(|(code, label)| (label.as_str(), code as u32))
+        .collect();
+    let encode = |values: &[Option<String>]| {
+        Values::Codes(
+            values
+                .iter()
+                .map(|value| value.as_deref().map_or(NULL, |label| index[label]))
+                .collect(),
+        )
+    };
+    let (real, synthetic, holdout) = (
+        encode(&real),
+        encode(&synthetic),
+        holdout.as_deref().map(encode),
+    );
+    Column {
+        spec: spec.clone(),
+        levels,
+        real,
+        synthetic,
+        holdout,
+    }
+}
+
+/// `k` distinct rows of `0..n` drawn at random, in increasing order; all rows when `k >= n`.
+pub fn sample_rows(n: usize, k: usize, rng: &mut crate::rng::Stream) -> Vec<usize> {
+    if k >= n {
+        return (0..n).collect();
+    }
+    let mut rows = rand::seq::index::sample(rng, n, k).into_vec();
+    rows.sort_unstable();
+    rows
+}
