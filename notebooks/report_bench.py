@@ -10,7 +10,9 @@ columns: ten discrete (d00..d09: strings or int64 with 3 to 50 levels, skewed fr
 gamma, beta, and two linear mixtures, so several pairs correlate, about 1% nulls). Discrete and
 numerical columns share latent factors, so some mixed pairs are associated too. The synthetic
 table is drawn by the same recipe with perturbed parameters. Also writes DIR/schema.toml in
-synth's schema format. Everything is seeded: the same N gives the same files.
+synth's schema format, and DIR/holdout.parquet, more real rows by the real recipe
+(--holdout-rows, default 200,000). Everything is seeded: the same N gives the same files;
+--reuse keeps files already there.
 
 With --sdmetrics it then reads both files back and times SDMetrics 0.32's single-table
 QualityReport.generate on them (default settings, so above 50,000 rows it subsamples the
@@ -137,17 +139,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=pathlib.Path)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--holdout-rows", type=int, default=200_000)
     parser.add_argument("--sdmetrics", action="store_true")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the tables already in DIR instead of writing them again")
     args = parser.parse_args()
 
     args.dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(SEED)
-    start = time.perf_counter()
-    pq.write_table(draw(rng, args.rows, synthetic=False), args.dir / "real.parquet")
-    pq.write_table(draw(rng, args.rows, synthetic=True), args.dir / "synthetic.parquet")
-    (args.dir / "schema.toml").write_text(schema_toml())
-    print(f"wrote {args.rows} rows x 20 columns to {args.dir} "
-          f"in {time.perf_counter() - start:.1f}s")
+    names = ["real.parquet", "synthetic.parquet", "holdout.parquet", "schema.toml"]
+    if not (args.reuse and all((args.dir / name).exists() for name in names)):
+        rng = np.random.default_rng(SEED)
+        start = time.perf_counter()
+        pq.write_table(draw(rng, args.rows, synthetic=False), args.dir / "real.parquet")
+        pq.write_table(draw(rng, args.rows, synthetic=True), args.dir / "synthetic.parquet")
+        pq.write_table(draw(rng, args.holdout_rows, synthetic=False), args.dir / "holdout.parquet")
+        (args.dir / "schema.toml").write_text(schema_toml())
+        print(f"wrote {args.rows} rows x 20 columns (and a {args.holdout_rows}-row holdout) "
+              f"to {args.dir} in {time.perf_counter() - start:.1f}s")
 
     if args.sdmetrics:
         time_sdmetrics(args.dir)

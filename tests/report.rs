@@ -365,9 +365,14 @@ fn gate_exit_codes() {
 fn bad_inputs_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = fixtures();
-    let real = fixtures.join("real.parquet");
-    let synthetic = fixtures.join("synthetic.parquet");
-    let error = |args: &[&std::ffi::OsStr]| -> String {
+    let path = |name: &str| fixtures.join(name).to_string_lossy().into_owned();
+    let scratch = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let (real, synthetic, schema) = (
+        path("real.parquet"),
+        path("synthetic.parquet"),
+        path("schema.toml"),
+    );
+    let error = |args: &[&str]| -> String {
         let output = common::synth(dir.path())
             .arg("report")
             .args(args)
@@ -381,97 +386,78 @@ fn bad_inputs_are_named() {
         );
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
-    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let write = |name: &str, mut frame: DataFrame| {
+        common::write_parquet(&dir.path().join(name), &mut frame);
+        scratch(name)
+    };
+    let synthetic_frame = || read_table(Path::new(&synthetic)).unwrap();
 
     // A synthetic table without one of the real columns.
-    let mut frame = read_table(&synthetic).unwrap().drop("grade").unwrap();
-    let narrow = dir.path().join("narrow.parquet");
-    common::write_parquet(&narrow, &mut frame);
-    let message = error(&[
-        os("--real"),
-        real.as_os_str(),
-        os("--synthetic"),
-        narrow.as_os_str(),
-    ]);
+    let narrow = write("narrow.parquet", synthetic_frame().drop("grade").unwrap());
+    let message = error(&["--real", &real, "--synthetic", &narrow]);
     assert!(
         message.contains("narrow.parquet") && message.contains("`grade`"),
         "{message}"
     );
 
     // A column whose type does not fit.
-    let mut frame = read_table(&synthetic).unwrap();
-    let ages: Vec<String> = frame
+    let mut frame = synthetic_frame();
+    let ages = frame
         .column("age")
         .unwrap()
         .cast(&DataType::String)
-        .unwrap()
+        .unwrap();
+    let ages: Vec<String> = ages
         .str()
         .unwrap()
         .iter()
         .map(|v| format!("x{}", v.unwrap_or("")))
         .collect();
     frame.with_column(Column::new("age".into(), ages)).unwrap();
-    let wrong = dir.path().join("wrong.parquet");
-    common::write_parquet(&wrong, &mut frame);
-    let schema = fixtures.join("schema.toml");
-    let message = error(&[
-        os("--real"),
-        real.as_os_str(),
-        os("--synthetic"),
-        wrong.as_os_str(),
-        os("--schema"),
-        schema.as_os_str(),
-    ]);
+    let wrong = write("wrong.parquet", frame);
+    let message = error(&["--real", &real, "--synthetic", &wrong, "--schema", &schema]);
     assert!(message.contains("age"), "{message}");
 
     // An empty table.
-    let mut empty = read_table(&synthetic).unwrap().slice(0, 0);
-    let empty_path = dir.path().join("empty.parquet");
-    common::write_parquet(&empty_path, &mut empty);
-    let message = error(&[
-        os("--real"),
-        real.as_os_str(),
-        os("--synthetic"),
-        empty_path.as_os_str(),
-    ]);
+    let empty = write("empty.parquet", synthetic_frame().slice(0, 0));
+    let message = error(&["--real", &real, "--synthetic", &empty]);
     assert!(
         message.contains("empty.parquet") && message.contains("no rows"),
         "{message}"
     );
 
     // A target that does not exist, and one with a single class.
-    let message = error(&[
-        os("--real"),
-        real.as_os_str(),
-        os("--synthetic"),
-        synthetic.as_os_str(),
-        os("--holdout"),
-        synthetic.as_os_str(),
-        os("--target"),
-        os("nope"),
-    ]);
+    let with_holdout = [
+        "--real",
+        &real,
+        "--synthetic",
+        &synthetic,
+        "--holdout",
+        &synthetic,
+        "--schema",
+        &schema,
+    ];
+    let message = error(&[&with_holdout[..], &["--target", "nope"]].concat());
     assert!(
         message.contains("--target") && message.contains("nope"),
         "{message}"
     );
-    let mut single = read_table(&real).unwrap();
-    let ones = vec![true; single.height()];
-    single
-        .with_column(Column::new("is_fraud".into(), ones))
+    let mut frame = read_table(Path::new(&real)).unwrap();
+    frame
+        .with_column(Column::new("is_fraud".into(), vec![true; frame.height()]))
         .unwrap();
-    let single_path = dir.path().join("single.parquet");
-    common::write_parquet(&single_path, &mut single);
+    let single = write("single.parquet", frame);
     let message = error(&[
-        os("--real"),
-        single_path.as_os_str(),
-        os("--synthetic"),
-        synthetic.as_os_str(),
-        os("--holdout"),
-        synthetic.as_os_str(),
-        os("--schema"),
-        schema.as_os_str(),
-        os("--target"),
-        os("is_fraud"),
+        "--real",
+        &single,
+        "--synthetic",
+        &synthetic,
+        "--holdout",
+        &synthetic,
+        "--schema",
+        &schema,
+        "--target",
+        "is_fraud",
     ]);
     assert!(
         message.contains("is_fraud") && message.contains("class"),
@@ -480,24 +466,24 @@ fn bad_inputs_are_named() {
 
     // A holdout that overlaps the training rows.
     let message = error(&[
-        os("--real"),
-        real.as_os_str(),
-        os("--synthetic"),
-        synthetic.as_os_str(),
-        os("--holdout"),
-        real.as_os_str(),
-        os("--schema"),
-        schema.as_os_str(),
+        "--real",
+        &real,
+        "--synthetic",
+        &synthetic,
+        "--holdout",
+        &real,
+        "--schema",
+        &schema,
     ]);
     assert!(message.contains("overlaps"), "{message}");
 
     // Nothing was written.
-    let written: Vec<_> = std::fs::read_dir(dir.path())
+    let written = std::fs::read_dir(dir.path())
         .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().to_string_lossy().contains("report"))
-        .collect();
-    assert!(written.is_empty());
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().to_string_lossy().contains("report"))
+        .count();
+    assert_eq!(written, 0);
 }
 
 /// Renders the page in headless Chromium and checks that every plot is drawn and no script

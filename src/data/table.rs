@@ -74,23 +74,13 @@ pub fn column_values(column: &Column, spec: &ColumnSpec) -> Result<ColumnValues>
     match spec.kind {
         ColumnKind::Id => Ok(ColumnValues::Skipped),
         ColumnKind::Continuous | ColumnKind::Integer | ColumnKind::Datetime => {
-            let physical = typed.to_physical_repr();
-            let numbers = physical.cast(&DataType::Float64).map_err(cast_error)?;
-            let values: Vec<Option<f64>> = numbers.f64()?.iter().collect();
-            let bad = values
-                .iter()
-                .flatten()
-                .filter(|value| !value.is_finite())
-                .count();
-            if bad > 0 {
-                return Err(Error::Column {
-                    column: spec.name.clone(),
-                    reason: format!(
-                        "{bad} values are NaN or infinite; replace them with nulls or finite numbers"
-                    ),
-                });
-            }
-            Ok(ColumnValues::Numbers(values))
+            let numbers = numbers_of(&typed, spec)?;
+            Ok(ColumnValues::Numbers(
+                numbers
+                    .into_iter()
+                    .map(|v| (!v.is_nan()).then_some(v))
+                    .collect(),
+            ))
         }
         ColumnKind::Categorical => match &target {
             DataType::String => Ok(ColumnValues::Text(
@@ -103,4 +93,40 @@ pub fn column_values(column: &Column, spec: &ColumnSpec) -> Result<ColumnValues>
             }
         },
     }
+}
+
+/// The values of a continuous, integer or datetime column as numbers in its physical unit, NaN
+/// for nulls; NaN or infinite values in the data are refused.
+pub fn column_numbers(column: &Column, spec: &ColumnSpec) -> Result<Vec<f64>> {
+    let target = spec.polars_dtype()?;
+    let typed = column.strict_cast(&target).map_err(|error| Error::Column {
+        column: spec.name.clone(),
+        reason: format!("cannot read as `{}`: {error}", spec.dtype),
+    })?;
+    numbers_of(&typed, spec)
+}
+
+fn numbers_of(typed: &Column, spec: &ColumnSpec) -> Result<Vec<f64>> {
+    let physical = typed.to_physical_repr();
+    let numbers = physical
+        .cast(&DataType::Float64)
+        .map_err(|error| Error::Column {
+            column: spec.name.clone(),
+            reason: format!("cannot read as `{}`: {error}", spec.dtype),
+        })?;
+    let numbers = numbers.f64()?;
+    let bad = numbers
+        .iter()
+        .flatten()
+        .filter(|value| !value.is_finite())
+        .count();
+    if bad > 0 {
+        return Err(Error::Column {
+            column: spec.name.clone(),
+            reason: format!(
+                "{bad} values are NaN or infinite; replace them with nulls or finite numbers"
+            ),
+        });
+    }
+    Ok(numbers.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }

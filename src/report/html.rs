@@ -8,11 +8,12 @@
 use std::fmt::Write as _;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use polars::prelude::{DataType, TimeUnit};
 
 use super::Report;
-use super::fidelity::{min_max, pearson};
+use super::fidelity::{correlation_matrix, min_max};
 use super::prepare::{Column, NULL, Tables, Values};
 use crate::gan::train::EpochMetrics;
 
@@ -60,6 +61,45 @@ fn svg(
         root.present()?;
     }
     Ok(out)
+}
+
+/// The legend box of the chart's series, in its upper right corner.
+fn legend<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    Ok(())
+}
+
+/// Overlaid translucent histograms of equal bins starting at `low`; empty series are skipped.
+fn histograms<'a, const N: usize>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    low: f64,
+    width: f64,
+    series: [(&[f64], RGBColor, &str); N],
+) -> Result<(), Box<dyn std::error::Error>> {
+    for (bins, color, name) in series {
+        if bins.iter().all(|&v| v == 0.0) {
+            continue;
+        }
+        chart
+            .draw_series(bins.iter().enumerate().map(|(i, &v)| {
+                let left = low + i as f64 * width;
+                Rectangle::new([(left, 0.0), (left + width, v)], color.mix(0.45).filled())
+            }))?
+            .label(name)
+            .legend(move |point| swatch(point, color.mix(0.45)));
+    }
+    Ok(())
+}
+
+/// A filled square for a legend entry at `(x, y)`.
+fn swatch((x, y): (i32, i32), color: RGBAColor) -> Rectangle<(i32, i32)> {
+    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
 }
 
 /// Shares of `values` in `bins` equal bins over `[low, high]`.
@@ -152,26 +192,17 @@ fn numeric_plot(column: &Column, real: &[f64], synthetic: &[f64]) -> Plot {
                     });
             }
         } else {
-            for (bins, color, name) in [
-                (&real_bins, REAL, "real"),
-                (&synthetic_bins, SYNTHETIC, "synthetic"),
-            ] {
-                chart
-                    .draw_series(bins.iter().enumerate().map(|(i, &v)| {
-                        let left = low + i as f64 * width;
-                        Rectangle::new([(left, 0.0), (left + width, v)], color.mix(0.45).filled())
-                    }))?
-                    .label(name)
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.mix(0.45).filled())
-                    });
-            }
+            histograms(
+                &mut chart,
+                low,
+                width,
+                [
+                    (&real_bins[..], REAL, "real"),
+                    (&synthetic_bins[..], SYNTHETIC, "synthetic"),
+                ],
+            )?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+        legend(&mut chart)?;
         Ok(())
     })
 }
@@ -244,15 +275,9 @@ fn category_plot(column: &Column, real: &[u32], synthetic: &[u32]) -> Plot {
                     bar
                 }))?
                 .label(name)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.mix(0.8).filled())
-                });
+                .legend(move |point| swatch(point, color.mix(0.8)));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+        legend(&mut chart)?;
         Ok(())
     })
 }
@@ -349,30 +374,16 @@ fn distance_plot(synthetic: &[f32], holdout: &[f32]) -> Plot {
             .x_desc("distance")
             .y_desc("share of rows")
             .draw()?;
-        for (bins, color, name) in [
-            (&s, SYNTHETIC, "synthetic rows"),
-            (&h, REAL, "holdout rows (real, not trained on)"),
-        ] {
-            if bins.iter().all(|&v| v == 0.0) {
-                continue;
-            }
-            chart
-                .draw_series(bins.iter().enumerate().map(|(i, &v)| {
-                    Rectangle::new(
-                        [(i as f64 * width, 0.0), ((i + 1) as f64 * width, v)],
-                        color.mix(0.45).filled(),
-                    )
-                }))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.mix(0.45).filled())
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+        histograms(
+            &mut chart,
+            0.0,
+            width,
+            [
+                (&s[..], SYNTHETIC, "synthetic rows"),
+                (&h[..], REAL, "holdout rows (real, not trained on)"),
+            ],
+        )?;
+        legend(&mut chart)?;
         Ok(())
     })
 }
@@ -408,11 +419,7 @@ fn loss_plot(history: &[EpochMetrics]) -> Plot {
                     PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+        legend(&mut chart)?;
         Ok(())
     })
 }
@@ -429,9 +436,10 @@ fn correlations(columns: &[&Column], synthetic: bool) -> Vec<Vec<f64>> {
             }
         })
         .collect();
-    values
-        .iter()
-        .map(|a| values.iter().map(|b| pearson(a, b)).collect())
+    let matrix = correlation_matrix(&values);
+    matrix
+        .chunks(values.len().max(1))
+        .map(<[f64]>::to_vec)
         .collect()
 }
 

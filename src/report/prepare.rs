@@ -8,11 +8,16 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use polars::prelude::{DataFrame, DataType};
+use polars::prelude::{BooleanChunked, DataFrame, DataType, Int64Chunked, StringChunked};
+use rayon::prelude::*;
 
 use crate::data::schema::{ColumnKind, ColumnSpec, Schema};
-use crate::data::table::{self, ColumnValues};
+use crate::data::table;
 use crate::error::{Error, Result};
+
+/// A hash map with a fast, fixed hasher: the maps here are rebuilt from sorted keys, so their
+/// iteration order never reaches the output.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// The code of a null in a discrete column.
 pub const NULL: u32 = u32::MAX;
@@ -201,32 +206,15 @@ pub fn prepare(
         check_ids_disjoint(schema, &real, holdout)?;
     }
 
-    let mut columns = Vec::new();
-    for spec in schema
+    let specs: Vec<&ColumnSpec> = schema
         .columns
         .iter()
         .filter(|spec| spec.kind != ColumnKind::Id)
-    {
-        let read = |input: &Input<'_>| -> Result<ColumnValues> {
-            let column = input.frame.column(&spec.name)?;
-            table::column_values(column, spec).map_err(|error| match error {
-                Error::Column { column, reason } => Error::Column {
-                    column,
-                    reason: format!("{reason} (in `{}`)", input.path.display()),
-                },
-                other => other,
-            })
-        };
-        let real_values = read(&real)?;
-        let synthetic_values = read(&synthetic)?;
-        let holdout_values = holdout.as_ref().map(read).transpose()?;
-        columns.push(build_column(
-            spec,
-            real_values,
-            synthetic_values,
-            holdout_values,
-        ));
-    }
+        .collect();
+    let columns = specs
+        .par_iter()
+        .map(|spec| read_column(spec, &real, &synthetic, holdout.as_ref()))
+        .collect::<Result<Vec<Column>>>()?;
     Ok(Tables {
         columns,
         rows: [
@@ -313,88 +301,95 @@ fn check_ids_disjoint(schema: &Schema, real: &Input<'_>, holdout: &Input<'_>) ->
     Ok(())
 }
 
-fn build_column(
-    spec: &ColumnSpec,
-    real: ColumnValues,
-    synthetic: ColumnValues,
-    holdout: Option<ColumnValues>,
-) -> Column {
-    let numbers = |values: ColumnValues| match values {
-        ColumnValues::Numbers(values) => {
-            Values::Numbers(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-        }
-        _ => Values::Numbers(Vec::new()),
-    };
-    if matches!(real, ColumnValues::Numbers(_)) {
-        return Column {
-            spec: spec.clone(),
-            levels: Vec::new(),
-            real: numbers(real),
-            synthetic: numbers(synthetic),
-            holdout: holdout.map(numbers),
-        };
+/// Adds the file to a column error, so that the user knows which table is wrong.
+fn in_file(error: Error, path: &Path) -> Error {
+    match error {
+        Error::Column { column, reason } => Error::Column {
+            column,
+            reason: format!("{reason} (in `{}`)", path.display()),
+        },
+        other => other,
     }
-    let labels = |values: ColumnValues| -> Vec<Option<String>> {
-        match values {
-            ColumnValues::Text(values) => values,
-            ColumnValues::Integers(values) => values
-                .into_iter()
-                .map(|v| v.map(|v| v.to_string()))
-                .collect(),
-            ColumnValues::Booleans(values) => values
-                .into_iter()
-                .map(|v| v.map(|v| v.to_string()))
-                .collect(),
-            ColumnValues::Numbers(_) | ColumnValues::Skipped => Vec::new(),
-        }
-    };
-    let real = labels(real);
-    let synthetic = labels(synthetic);
-    let holdout = holdout.map(labels);
+}
 
-    // Real values by falling count, then the others by label.
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for value in real.iter().flatten() {
-        *counts.entry(value.as_str()).or_default() += 1;
-    }
-    let mut levels: Vec<(&str, usize)> = counts.into_iter().collect();
-    levels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let mut levels: Vec<String> = levels
-        .into_iter()
-        .map(|(label, _)| label.to_owned())
-        .collect();
-    let known: HashSet<&str> = levels.iter().map(String::as_str).collect();
-    let mut others: Vec<&str> = synthetic
-        .iter()
-        .chain(holdout.iter().flatten())
-        .flatten()
-        .map(String::as_str)
-        .filter(|label| !known.contains(label))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    others.sort_unstable();
-    let others: Vec<String> = others.into_iter().map(str::to_owned).collect();
-    levels.extend(others);
+/// The values of a categorical column, typed.
+enum Labels {
+    Text(StringChunked),
+    Integers(Int64Chunked),
+    Booleans(BooleanChunked),
+}
 
-    let index: HashMap<&str, u32> = levels
-        .iter()
-        .enumerate()
-        .map(|(code, label)| (label.as_str(), code as u32))
-        .collect();
-    let encode = |values: &[Option<String>]| {
-        Values::Codes(
-            values
-                .iter()
-                .map(|value| value.as_deref().map_or(NULL, |label| index[label]))
-                .collect(),
+fn read_labels(input: &Input<'_>, spec: &ColumnSpec) -> Result<Labels> {
+    let column = input.frame.column(&spec.name)?;
+    let cast_error = |error: polars::error::PolarsError| {
+        in_file(
+            Error::Column {
+                column: spec.name.clone(),
+                reason: format!("cannot read as `{}`: {error}", spec.dtype),
+            },
+            input.path,
         )
     };
-    let (real, synthetic, holdout) = (
-        encode(&real),
-        encode(&synthetic),
-        holdout.as_deref().map(encode),
-    );
+    let target = spec.polars_dtype()?;
+    let typed = column.strict_cast(&target).map_err(cast_error)?;
+    Ok(match target {
+        DataType::String => Labels::Text(typed.str()?.clone()),
+        DataType::Boolean => Labels::Booleans(typed.bool()?.clone()),
+        _ => Labels::Integers(
+            typed
+                .cast(&DataType::Int64)
+                .map_err(cast_error)?
+                .i64()?
+                .clone(),
+        ),
+    })
+}
+
+fn read_column(
+    spec: &ColumnSpec,
+    real: &Input<'_>,
+    synthetic: &Input<'_>,
+    holdout: Option<&Input<'_>>,
+) -> Result<Column> {
+    let mut inputs = vec![real, synthetic];
+    inputs.extend(holdout);
+    if spec.kind != ColumnKind::Categorical {
+        let numbers = inputs
+            .iter()
+            .map(|input| {
+                let column = input.frame.column(&spec.name)?;
+                let numbers =
+                    table::column_numbers(column, spec).map_err(|e| in_file(e, input.path))?;
+                Ok(Values::Numbers(numbers))
+            })
+            .collect::<Result<Vec<Values>>>()?;
+        return Ok(assemble(spec, Vec::new(), numbers));
+    }
+    let labels = inputs
+        .iter()
+        .map(|input| read_labels(input, spec))
+        .collect::<Result<Vec<Labels>>>()?;
+    let (levels, codes) = match &labels[0] {
+        Labels::Text(_) => encode(&labels, |l| match l {
+            Labels::Text(values) => values.iter().collect(),
+            _ => Vec::new(),
+        }),
+        Labels::Integers(_) => encode(&labels, |l| match l {
+            Labels::Integers(values) => values.iter().collect(),
+            _ => Vec::new(),
+        }),
+        Labels::Booleans(_) => encode(&labels, |l| match l {
+            Labels::Booleans(values) => values.iter().collect(),
+            _ => Vec::new(),
+        }),
+    };
+    Ok(assemble(spec, levels, codes))
+}
+
+fn assemble(spec: &ColumnSpec, levels: Vec<String>, mut sides: Vec<Values>) -> Column {
+    let holdout = (sides.len() > 2).then(|| sides.remove(2));
+    let synthetic = sides.remove(1);
+    let real = sides.remove(0);
     Column {
         spec: spec.clone(),
         levels,
@@ -402,6 +397,59 @@ fn build_column(
         synthetic,
         holdout,
     }
+}
+
+/// One dictionary for the labels of every side: the real table's values by falling count,
+/// then values only the other tables hold, by label; and each side's codes.
+fn encode<'a, K>(
+    sides: &'a [Labels],
+    values: impl Fn(&'a Labels) -> Vec<Option<K>>,
+) -> (Vec<String>, Vec<Values>)
+where
+    K: Copy + Eq + std::hash::Hash + ToString + 'a,
+{
+    let sides: Vec<Vec<Option<K>>> = sides.iter().map(values).collect();
+    let mut counts: FastMap<K, usize> = FastMap::default();
+    for value in sides[0].iter().flatten() {
+        *counts.entry(*value).or_default() += 1;
+    }
+    let mut known: Vec<(String, usize, K)> = counts
+        .into_iter()
+        .map(|(key, count)| (key.to_string(), count, key))
+        .collect();
+    known.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut index: FastMap<K, u32> = known
+        .iter()
+        .enumerate()
+        .map(|(code, (_, _, key))| (*key, code as u32))
+        .collect();
+    let mut others: Vec<(String, K)> = Vec::new();
+    for value in sides[1..].iter().flatten().flatten() {
+        if !index.contains_key(value) {
+            index.insert(*value, u32::MAX);
+            others.push((value.to_string(), *value));
+        }
+    }
+    others.sort_by(|a, b| a.0.cmp(&b.0));
+    for (offset, (_, key)) in others.iter().enumerate() {
+        index.insert(*key, (known.len() + offset) as u32);
+    }
+    let levels = known
+        .into_iter()
+        .map(|(label, _, _)| label)
+        .chain(others.into_iter().map(|(label, _)| label))
+        .collect();
+    let codes = sides
+        .iter()
+        .map(|side| {
+            Values::Codes(
+                side.iter()
+                    .map(|value| value.map_or(NULL, |key| index[&key]))
+                    .collect(),
+            )
+        })
+        .collect();
+    (levels, codes)
 }
 
 /// `k` distinct rows of `0..n` drawn at random, in increasing order; all rows when `k >= n`.

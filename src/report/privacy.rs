@@ -158,6 +158,18 @@ struct Encoded {
 }
 
 impl Encoded {
+    fn new(values: Vec<f32>, width: usize) -> Encoded {
+        let norms = values
+            .chunks(width)
+            .map(|row| row.iter().map(|v| v * v).sum())
+            .collect();
+        Encoded {
+            values,
+            norms,
+            width,
+        }
+    }
+
     fn rows(&self) -> usize {
         self.norms.len()
     }
@@ -265,15 +277,7 @@ fn encode(tables: &Tables, coordinates: &[Coordinates], side: Side, rows: &[usiz
                 offset += span;
             }
         });
-    let norms = values
-        .chunks(width)
-        .map(|row| row.iter().map(|v| v * v).sum())
-        .collect();
-    Encoded {
-        values,
-        norms,
-        width,
-    }
+    Encoded::new(values, width)
 }
 
 /// Distances from every query to its nearest and second-nearest reference rows.
@@ -553,17 +557,10 @@ mod tests {
     use super::*;
 
     fn encoded(rows: &[&[f32]]) -> Encoded {
-        let width = rows[0].len();
-        let values: Vec<f32> = rows.iter().flat_map(|row| row.iter().copied()).collect();
-        let norms = rows
-            .iter()
-            .map(|row| row.iter().map(|v| v * v).sum())
-            .collect();
-        Encoded {
-            values,
-            norms,
-            width,
-        }
+        Encoded::new(
+            rows.iter().flat_map(|row| row.iter().copied()).collect(),
+            rows[0].len(),
+        )
     }
 
     #[test]
