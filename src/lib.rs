@@ -10,6 +10,10 @@
 //!                          gan::checkpoint (model directory) ◄─┘
 //!                                                              │
 //!  synthetic (Parquet/CSV) ◄── data::io::TableWriter ◄── sample (batches, conditions)
+//!        │
+//!        └──► report::prepare ──► report::{fidelity, detection, utility, privacy}
+//!                                          │
+//!                         report::gate (marks, --fail-under) ──► report::html + JSON
 //! ```
 //!
 //! The command-line interface in [`cli`] is a thin layer over these stages.

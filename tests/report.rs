@@ -559,3 +559,86 @@ fn page_renders_in_headless_chromium() {
         "script errors on the page"
     );
 }
+
+/// Synthetic rows that are the training rows themselves must be flagged by every privacy
+/// measure, and fresh real rows must look like fresh real rows.
+#[test]
+fn privacy_flags_copies_and_passes_fresh_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let german = read_table(&common::datasets().join("german_credit.parquet")).unwrap();
+    // The file is not in random order; 7919 is coprime with its 1,000 rows.
+    let order: Vec<IdxSize> = (0..1000).map(|i| (i * 7919 % 1000) as IdxSize).collect();
+    let german = german.take(&IdxCa::from_vec("row".into(), order)).unwrap();
+    let write = |name: &str, mut frame: DataFrame| {
+        let path = dir.path().join(name);
+        common::write_parquet(&path, &mut frame);
+        path.to_string_lossy().into_owned()
+    };
+    let train = write("train.parquet", german.slice(0, 500));
+    let holdout = write("holdout.parquet", german.slice(500, 250));
+    let fresh = write("fresh.parquet", german.slice(750, 250));
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/german_credit.toml");
+    let report = |synthetic: &str| -> Value {
+        let output = common::synth(dir.path())
+            .args([
+                "report",
+                "--format",
+                "json",
+                "--real",
+                &train,
+                "--holdout",
+                &holdout,
+                "--synthetic",
+                synthetic,
+            ])
+            .arg("--schema")
+            .arg(&schema)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+
+    let copied = report(&train);
+    let privacy = &copied["privacy"];
+    assert_eq!(privacy["exact_copy_share"].as_f64(), Some(1.0));
+    // The training reference is a sample as large as the holdout, half the training rows here,
+    // so half the copies sit on a reference row and the rest are closer to train by chance.
+    let share = privacy["dcr_closer_to_train_share"].as_f64().unwrap();
+    assert!(share > 0.7, "closer-to-train share of copies: {share}");
+    assert!(
+        privacy["mia_auc"].as_f64().unwrap() > 0.9,
+        "{}",
+        privacy["mia_auc"]
+    );
+    assert!(
+        privacy["nndr_median"].as_f64().unwrap() < 0.5,
+        "{}",
+        privacy["nndr_median"]
+    );
+    let fidelity = &copied["fidelity"];
+    assert!((fidelity["quality"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    assert!(
+        fidelity["detection_auc"].as_f64().unwrap() < 0.6,
+        "{}",
+        fidelity["detection_auc"]
+    );
+
+    let honest = report(&fresh);
+    let privacy = &honest["privacy"];
+    assert_eq!(privacy["exact_copy_share"].as_f64(), Some(0.0));
+    let share = privacy["dcr_closer_to_train_share"].as_f64().unwrap();
+    assert!(
+        (0.35..0.65).contains(&share),
+        "closer-to-train share of fresh rows: {share}"
+    );
+    let mia = privacy["mia_auc"].as_f64().unwrap();
+    assert!(
+        (0.4..0.6).contains(&mia),
+        "membership AUC of fresh rows: {mia}"
+    );
+}

@@ -258,6 +258,12 @@ pub(super) fn run(args: ReportArgs, printer: Printer) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{}.report.html", stem(&synthetic_path))));
             let json_path = html_path.with_extension("json");
+            crate::flag_ensure!(
+                json_path != html_path,
+                "--out",
+                "`{}` would be overwritten by the JSON; name the page `.html`",
+                html_path.display()
+            );
             check_output(&html_path, args.force, "--out")?;
             check_output(&json_path, args.force, "--out")?;
             (Some(html_path), Some(json_path))

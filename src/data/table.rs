@@ -115,11 +115,17 @@ fn numbers_of(typed: &Column, spec: &ColumnSpec) -> Result<Vec<f64>> {
             reason: format!("cannot read as `{}`: {error}", spec.dtype),
         })?;
     let numbers = numbers.f64()?;
-    let bad = numbers
-        .iter()
-        .flatten()
-        .filter(|value| !value.is_finite())
-        .count();
+    let values: Vec<f64> = if numbers.null_count() == 0 {
+        numbers.into_no_null_iter().collect()
+    } else {
+        numbers.iter().map(|v| v.unwrap_or(f64::NAN)).collect()
+    };
+    // Nulls are NaN from here on, so NaN in the data itself is counted before they merge.
+    let bad = if numbers.null_count() == 0 {
+        values.iter().filter(|v| !v.is_finite()).count()
+    } else {
+        numbers.iter().flatten().filter(|v| !v.is_finite()).count()
+    };
     if bad > 0 {
         return Err(Error::Column {
             column: spec.name.clone(),
@@ -128,5 +134,5 @@ fn numbers_of(typed: &Column, spec: &ColumnSpec) -> Result<Vec<f64>> {
             ),
         });
     }
-    Ok(numbers.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    Ok(values)
 }

@@ -13,7 +13,7 @@ use plotters::prelude::*;
 use polars::prelude::{DataType, TimeUnit};
 
 use super::Report;
-use super::fidelity::{correlation_matrix, min_max};
+use super::fidelity::{correlation_matrix, min_max, sorted_present};
 use super::prepare::{Column, NULL, Tables, Values};
 use crate::gan::train::EpochMetrics;
 
@@ -102,6 +102,15 @@ fn swatch((x, y): (i32, i32), color: RGBAColor) -> Rectangle<(i32, i32)> {
     Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
 }
 
+/// An axis label: whole numbers for large values, three decimals for small ones.
+fn axis_number(v: f64) -> String {
+    match v.abs() {
+        a if a >= 1000.0 => format!("{v:.0}"),
+        a if a >= 1.0 => format!("{v:.2}"),
+        _ => format!("{v:.3}"),
+    }
+}
+
 /// Shares of `values` in `bins` equal bins over `[low, high]`.
 fn binned(values: &[f64], low: f64, high: f64, bins: usize) -> Vec<f64> {
     let mut counts = vec![0.0; bins];
@@ -127,8 +136,21 @@ fn binned(values: &[f64], low: f64, high: f64, bins: usize) -> Vec<f64> {
 /// Overlaid histograms (numbers) or share-over-time lines (datetimes) of real and synthetic
 /// values.
 fn numeric_plot(column: &Column, real: &[f64], synthetic: &[f64]) -> Plot {
-    let Some((low, high)) = min_max(real) else {
+    // The central 99% of the real values, so that a long tail does not squash the plot.
+    let sorted = sorted_present(real);
+    if sorted.is_empty() {
         return Ok(String::new());
+    }
+    let quantile = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    let (mut low, mut high) = (quantile(0.005), quantile(0.995));
+    if low == high {
+        (low, high) = (sorted[0], sorted[sorted.len() - 1]);
+    }
+    let clipped = low > sorted[0] || high < sorted[sorted.len() - 1];
+    let caption = if clipped {
+        format!("{} (central 99% of real values)", column.name())
+    } else {
+        column.name().to_owned()
     };
     let (low, high) = if low == high {
         (low - 0.5, high + 0.5)
@@ -156,7 +178,7 @@ fn numeric_plot(column: &Column, real: &[f64], synthetic: &[f64]) -> Plot {
     };
     svg((460, 260), |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption(column.name(), ("sans-serif", 15))
+            .caption(&caption, ("sans-serif", 15))
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(48)
@@ -164,7 +186,7 @@ fn numeric_plot(column: &Column, real: &[f64], synthetic: &[f64]) -> Plot {
         let format_x = |v: &f64| match time_unit {
             Some(seconds) => chrono::DateTime::from_timestamp((v * seconds) as i64, 0)
                 .map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string()),
-            None => format!("{v:.3}"),
+            None => axis_number(*v),
         };
         chart
             .configure_mesh()
@@ -669,7 +691,13 @@ pub fn render(report: &Report, tables: &Tables, history: &[EpochMetrics]) -> Str
                 "{} of {}",
                 privacy.rare_category_leaks, privacy.rare_categories
             ),
-            format!("seen fewer than {} times in training", privacy.rare_below),
+            format!(
+                "seen fewer than {} times in training; {} of them also in the holdout",
+                privacy.rare_below,
+                privacy
+                    .holdout_rare_category_share
+                    .map_or_else(|| "–".to_owned(), |s| format!("{:.0}%", s * 100.0))
+            ),
         ),
         (
             "median distance to closest training row",

@@ -8,7 +8,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use polars::prelude::{BooleanChunked, DataFrame, DataType, Int64Chunked, StringChunked};
+use polars::prelude::{
+    BooleanChunked, DataFrame, DataType, Int64Chunked, PolarsResult, StringChunked,
+};
 use rayon::prelude::*;
 
 use crate::data::schema::{ColumnKind, ColumnSpec, Schema};
@@ -159,6 +161,35 @@ impl Tables {
         }
     }
 
+    /// A hash of every compared value of each row of one side, for finding rows that are
+    /// equal in every column.
+    pub fn row_hashes(&self, side: Side) -> Vec<u64> {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        (0..self.rows(side))
+            .into_par_iter()
+            .map(|row| {
+                let mut hasher = foldhash::fast::FixedState::default().build_hasher();
+                for column in &self.columns {
+                    match column.side(side) {
+                        Some(Values::Numbers(numbers)) => {
+                            // One bit pattern for every null and for both zeros.
+                            let value = numbers[row];
+                            let bits = if value.is_nan() {
+                                u64::MAX
+                            } else {
+                                (value + 0.0).to_bits()
+                            };
+                            bits.hash(&mut hasher);
+                        }
+                        Some(Values::Codes(codes)) => codes[row].hash(&mut hasher),
+                        None => {}
+                    }
+                }
+                hasher.finish()
+            })
+            .collect()
+    }
+
     /// Whether a holdout was given.
     pub fn has_holdout(&self) -> bool {
         self.columns
@@ -215,14 +246,46 @@ pub fn prepare(
         .par_iter()
         .map(|spec| read_column(spec, &real, &synthetic, holdout.as_ref()))
         .collect::<Result<Vec<Column>>>()?;
-    Ok(Tables {
+    let tables = Tables {
         columns,
         rows: [
             real.frame.height(),
             synthetic.frame.height(),
             holdout.as_ref().map_or(0, |holdout| holdout.frame.height()),
         ],
-    })
+    };
+    if let Some(holdout) = &holdout {
+        check_rows_disjoint(&tables, &real, holdout)?;
+    }
+    Ok(tables)
+}
+
+/// Share of holdout rows that may repeat training rows before the holdout counts as
+/// overlapping them; real tables repeat rows, but not at this rate.
+pub const OVERLAP_SHARE: f64 = 0.5;
+
+/// Refuses a holdout most of whose rows are also training rows, for tables without an id
+/// column to tell.
+fn check_rows_disjoint(tables: &Tables, real: &Input<'_>, holdout: &Input<'_>) -> Result<()> {
+    let train: HashSet<u64> = tables.row_hashes(Side::Real).into_iter().collect();
+    let repeated = tables
+        .row_hashes(Side::Holdout)
+        .into_iter()
+        .filter(|hash| train.contains(hash))
+        .count();
+    let share = repeated as f64 / tables.rows(Side::Holdout).max(1) as f64;
+    if share > OVERLAP_SHARE {
+        return Err(Error::ReadData {
+            path: holdout.path.to_owned(),
+            reason: format!(
+                "the holdout overlaps the training rows: {repeated} of its {} rows ({:.0}%) are also rows of `{}`; hold out rows that were not trained on",
+                tables.rows(Side::Holdout),
+                share * 100.0,
+                real.path.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a table whose column names differ from the real table's.
@@ -312,14 +375,9 @@ fn in_file(error: Error, path: &Path) -> Error {
     }
 }
 
-/// The values of a categorical column, typed.
-enum Labels {
-    Text(StringChunked),
-    Integers(Int64Chunked),
-    Booleans(BooleanChunked),
-}
-
-fn read_labels(input: &Input<'_>, spec: &ColumnSpec) -> Result<Labels> {
+/// A categorical column cast to its schema type and then to the type its labels are read in:
+/// strings, booleans, or integers as `Int64`.
+fn read_labels(input: &Input<'_>, spec: &ColumnSpec) -> Result<polars::prelude::Column> {
     let column = input.frame.column(&spec.name)?;
     let cast_error = |error: polars::error::PolarsError| {
         in_file(
@@ -332,17 +390,10 @@ fn read_labels(input: &Input<'_>, spec: &ColumnSpec) -> Result<Labels> {
     };
     let target = spec.polars_dtype()?;
     let typed = column.strict_cast(&target).map_err(cast_error)?;
-    Ok(match target {
-        DataType::String => Labels::Text(typed.str()?.clone()),
-        DataType::Boolean => Labels::Booleans(typed.bool()?.clone()),
-        _ => Labels::Integers(
-            typed
-                .cast(&DataType::Int64)
-                .map_err(cast_error)?
-                .i64()?
-                .clone(),
-        ),
-    })
+    match target {
+        DataType::String | DataType::Boolean => Ok(typed),
+        _ => typed.cast(&DataType::Int64).map_err(cast_error),
+    }
 }
 
 fn read_column(
@@ -368,20 +419,29 @@ fn read_column(
     let labels = inputs
         .iter()
         .map(|input| read_labels(input, spec))
-        .collect::<Result<Vec<Labels>>>()?;
-    let (levels, codes) = match &labels[0] {
-        Labels::Text(_) => encode(&labels, |l| match l {
-            Labels::Text(values) => values.iter().collect(),
-            _ => Vec::new(),
-        }),
-        Labels::Integers(_) => encode(&labels, |l| match l {
-            Labels::Integers(values) => values.iter().collect(),
-            _ => Vec::new(),
-        }),
-        Labels::Booleans(_) => encode(&labels, |l| match l {
-            Labels::Booleans(values) => values.iter().collect(),
-            _ => Vec::new(),
-        }),
+        .collect::<Result<Vec<_>>>()?;
+    let (levels, codes) = match labels[0].dtype() {
+        DataType::String => {
+            let sides = labels
+                .iter()
+                .map(|l| l.str().cloned())
+                .collect::<PolarsResult<Vec<StringChunked>>>()?;
+            encode(sides.len(), |side| sides[side].iter())
+        }
+        DataType::Boolean => {
+            let sides = labels
+                .iter()
+                .map(|l| l.bool().cloned())
+                .collect::<PolarsResult<Vec<BooleanChunked>>>()?;
+            encode(sides.len(), |side| sides[side].iter())
+        }
+        _ => {
+            let sides = labels
+                .iter()
+                .map(|l| l.i64().cloned())
+                .collect::<PolarsResult<Vec<Int64Chunked>>>()?;
+            encode(sides.len(), |side| sides[side].iter())
+        }
     };
     Ok(assemble(spec, levels, codes))
 }
@@ -400,18 +460,16 @@ fn assemble(spec: &ColumnSpec, levels: Vec<String>, mut sides: Vec<Values>) -> C
 }
 
 /// One dictionary for the labels of every side: the real table's values by falling count,
-/// then values only the other tables hold, by label; and each side's codes.
-fn encode<'a, K>(
-    sides: &'a [Labels],
-    values: impl Fn(&'a Labels) -> Vec<Option<K>>,
-) -> (Vec<String>, Vec<Values>)
+/// then values only the other tables hold, by label; and each side's codes. `side(i)` walks
+/// the values of side `i` (real, synthetic, holdout), so nothing is copied before encoding.
+fn encode<K, I>(sides: usize, side: impl Fn(usize) -> I) -> (Vec<String>, Vec<Values>)
 where
-    K: Copy + Eq + std::hash::Hash + ToString + 'a,
+    K: Copy + Eq + std::hash::Hash + ToString,
+    I: Iterator<Item = Option<K>>,
 {
-    let sides: Vec<Vec<Option<K>>> = sides.iter().map(values).collect();
     let mut counts: FastMap<K, usize> = FastMap::default();
-    for value in sides[0].iter().flatten() {
-        *counts.entry(*value).or_default() += 1;
+    for value in side(0).flatten() {
+        *counts.entry(value).or_default() += 1;
     }
     let mut known: Vec<(String, usize, K)> = counts
         .into_iter()
@@ -424,10 +482,12 @@ where
         .map(|(code, (_, _, key))| (*key, code as u32))
         .collect();
     let mut others: Vec<(String, K)> = Vec::new();
-    for value in sides[1..].iter().flatten().flatten() {
-        if !index.contains_key(value) {
-            index.insert(*value, u32::MAX);
-            others.push((value.to_string(), *value));
+    for other in 1..sides {
+        for value in side(other).flatten() {
+            if !index.contains_key(&value) {
+                index.insert(value, u32::MAX);
+                others.push((value.to_string(), value));
+            }
         }
     }
     others.sort_by(|a, b| a.0.cmp(&b.0));
@@ -439,11 +499,10 @@ where
         .map(|(label, _, _)| label)
         .chain(others.into_iter().map(|(label, _)| label))
         .collect();
-    let codes = sides
-        .iter()
-        .map(|side| {
+    let codes = (0..sides)
+        .map(|i| {
             Values::Codes(
-                side.iter()
+                side(i)
                     .map(|value| value.map_or(NULL, |key| index[&key]))
                     .collect(),
             )

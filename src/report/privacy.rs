@@ -12,7 +12,6 @@
 //! checked for every synthetic row against every training row.
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -126,6 +125,9 @@ pub struct Privacy {
     pub rare_category_leaks: usize,
     /// Rare training categories in all.
     pub rare_categories: usize,
+    /// Share of the rare training categories that the holdout also holds: how often a rare
+    /// value is simply a value of the population rather than of one record.
+    pub holdout_rare_category_share: Option<f64>,
     /// The threshold below which a category is rare.
     pub rare_below: usize,
     /// The leaked categories, at most 50.
@@ -350,35 +352,6 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// A hash of every compared value of one row.
-fn row_hash(tables: &Tables, side: Side, row: usize) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    for column in &tables.columns {
-        match column.side(side) {
-            Some(Values::Numbers(numbers)) => {
-                let value = numbers[row];
-                // One bit pattern for every null and for both zeros.
-                let bits = if value.is_nan() {
-                    u64::MAX
-                } else {
-                    (value + 0.0).to_bits()
-                };
-                bits.hash(&mut hasher);
-            }
-            Some(Values::Codes(codes)) => codes[row].hash(&mut hasher),
-            None => {}
-        }
-    }
-    hasher.finish()
-}
-
-fn hashes(tables: &Tables, side: Side) -> Vec<u64> {
-    (0..tables.rows(side))
-        .into_par_iter()
-        .map(|row| row_hash(tables, side, row))
-        .collect()
-}
-
 /// Computes the privacy section.
 pub fn privacy(tables: &Tables, config: &PrivacyConfig, seed: u64) -> Privacy {
     let coordinates: Vec<Coordinates> = tables.columns.iter().map(Coordinates::of).collect();
@@ -418,6 +391,7 @@ pub fn privacy(tables: &Tables, config: &PrivacyConfig, seed: u64) -> Privacy {
         mia_auc: None,
         rare_category_leaks: 0,
         rare_categories: 0,
+        holdout_rare_category_share: None,
         rare_below: config.rare_below,
         rare_category_examples: Vec::new(),
         distance_medians: DistanceMedians {
@@ -500,15 +474,17 @@ pub fn privacy(tables: &Tables, config: &PrivacyConfig, seed: u64) -> Privacy {
     privacy.distances = distances;
 
     // Exact copies, over every row.
-    let train_hashes: HashSet<u64> = hashes(tables, Side::Real).into_iter().collect();
-    let copies = hashes(tables, Side::Synthetic)
+    let train_hashes: HashSet<u64> = tables.row_hashes(Side::Real).into_iter().collect();
+    let copies = tables
+        .row_hashes(Side::Synthetic)
         .into_iter()
         .filter(|hash| train_hashes.contains(hash))
         .count();
     privacy.exact_copies = copies;
     privacy.exact_copy_share = copies as f64 / n_synthetic.max(1) as f64;
     if tables.has_holdout() {
-        let repeats = hashes(tables, Side::Holdout)
+        let repeats = tables
+            .row_hashes(Side::Holdout)
             .into_iter()
             .filter(|hash| train_hashes.contains(hash))
             .count();
@@ -516,6 +492,7 @@ pub fn privacy(tables: &Tables, config: &PrivacyConfig, seed: u64) -> Privacy {
     }
 
     // Rare categories.
+    let mut rare_in_holdout = 0usize;
     for column in &tables.columns {
         let (Values::Codes(real), Values::Codes(synthetic)) = (&column.real, &column.synthetic)
         else {
@@ -529,6 +506,7 @@ pub fn privacy(tables: &Tables, config: &PrivacyConfig, seed: u64) -> Privacy {
             counts
         };
         let (train_counts, synthetic_counts) = (count(real), count(synthetic));
+        let holdout_counts = column.holdout.as_ref().and_then(Values::codes).map(count);
         for (code, (&train_count, &synthetic_count)) in
             train_counts.iter().zip(&synthetic_counts).enumerate()
         {
@@ -536,6 +514,12 @@ pub fn privacy(tables: &Tables, config: &PrivacyConfig, seed: u64) -> Privacy {
                 continue;
             }
             privacy.rare_categories += 1;
+            if holdout_counts
+                .as_ref()
+                .is_some_and(|counts| counts[code] > 0)
+            {
+                rare_in_holdout += 1;
+            }
             if synthetic_count > 0 {
                 privacy.rare_category_leaks += 1;
                 if privacy.rare_category_examples.len() < 50 {
@@ -548,6 +532,10 @@ pub fn privacy(tables: &Tables, config: &PrivacyConfig, seed: u64) -> Privacy {
                 }
             }
         }
+    }
+    if tables.has_holdout() && privacy.rare_categories > 0 {
+        privacy.holdout_rare_category_share =
+            Some(rare_in_holdout as f64 / privacy.rare_categories as f64);
     }
     privacy
 }
