@@ -27,6 +27,7 @@ pub mod data;
 pub mod encode;
 pub mod error;
 pub mod gan;
+pub mod image;
 pub mod report;
 pub mod rng;
 pub mod sample;

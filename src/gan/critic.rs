@@ -15,11 +15,11 @@
 //! and the penalty's weight gradient against central finite differences.
 
 use candle_core::{DType, Device, Tensor};
-use rand::Rng;
 
 use crate::error::Result;
 use crate::gan::fused::LinearGrads;
-use crate::gan::nn::{Linear, Params, row_norms};
+use crate::gan::loss;
+use crate::gan::nn::{Linear, Params};
 use crate::rng::{Stream, fill_uniform};
 
 /// Shape and regularisation of a critic.
@@ -187,21 +187,12 @@ impl Critic {
         alpha_rng: &mut Stream,
         dropout_rng: &mut Stream,
     ) -> Result<Tensor> {
-        let (rows, _) = real.dims2()?;
-        let samples = rows / self.config.pac;
-        let alphas: Vec<f32> = (0..samples)
-            .flat_map(|_| {
-                let alpha = alpha_rng.random::<f32>();
-                std::iter::repeat_n(alpha, self.config.pac)
-            })
-            .collect();
-        let alpha = Tensor::from_vec(alphas, (rows, 1), &self.device)?.to_dtype(self.dtype)?;
-        let fake = fake.detach();
-        let interpolates = (&fake + real.detach().sub(&fake)?.broadcast_mul(&alpha)?)?;
+        let samples = real.dim(0)? / self.config.pac;
+        let interpolates = loss::interpolates(real, fake, self.config.pac, alpha_rng)?;
         let packed = self.pack(&interpolates)?;
         let masks = self.dropout_masks(samples, dropout_rng)?;
         let gradient = self.input_gradient(&packed, &masks)?;
-        Ok(((row_norms(&gradient)? - 1.0)?.sqr()?.mean_all()? * weight)?)
+        loss::gradient_penalty(&gradient, weight)
     }
 }
 

@@ -2,8 +2,10 @@
 //! training loop and model directories. Nothing here knows about tables.
 
 pub mod checkpoint;
+pub mod conv;
 pub mod critic;
 pub mod fused;
+pub mod loss;
 pub mod nn;
 pub mod ops;
 pub mod optim;

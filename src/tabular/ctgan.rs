@@ -17,6 +17,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use rand::seq::SliceRandom;
 
+use crate::gan::loss::{Objective, critic_loss, generator_loss};
 use crate::config::GanConfig;
 use crate::encode::EncodedTable;
 use crate::encode::layout::{Activation, Layout, Span};
@@ -384,8 +385,11 @@ impl Adversarial for Trainer<'_> {
         let both = critic.pack(&Tensor::cat(&[&real, &fake], 0)?)?;
         let masks = critic.dropout_masks(2 * samples, &mut self.streams.dropout)?;
         let scores = critic.forward(&both, &masks, false)?;
-        let wasserstein = (scores.narrow(0, samples, samples)?.mean_all()?
-            - scores.narrow(0, 0, samples)?.mean_all()?)?;
+        let wasserstein = critic_loss(
+            Objective::Wasserstein,
+            &scores.narrow(0, 0, samples)?,
+            &scores.narrow(0, samples, samples)?,
+        )?;
         let penalty = critic.penalty(
             &real,
             &fake,
@@ -409,7 +413,7 @@ impl Adversarial for Trainer<'_> {
         let critic = &self.networks.critic;
         let masks = critic.dropout_masks(rows / self.config.pac, &mut self.streams.dropout)?;
         let scores = critic.forward(&critic.pack(&fake)?, &masks, true)?;
-        let mut loss = scores.mean_all()?.neg()?;
+        let mut loss = generator_loss(Objective::Wasserstein, &scores)?;
         if !self.sampler.is_empty() {
             let targets: Arc<[_]> = self.sampler.targets(&cond).into();
             loss = (loss + conditional_loss(&raw, &targets)?)?;
