@@ -46,8 +46,8 @@ def check_margins(k):
 
 
 def rust_array(name, values):
-    rows = ",\n".join("    " + ", ".join(f"{v:.8f}" for v in row) for row in values)
-    return f"const {name}: [f32; {values.size}] = [\n{rows},\n];"
+    rows = "\n".join("    " + " ".join(f"{float(v)!r}," for v in row) for row in values)
+    return f"#[rustfmt::skip]\n#[allow(clippy::excessive_precision)]\nconst {name}: [f32; {values.size}] = [\n{rows}\n];"
 
 
 def frechet(a, b):

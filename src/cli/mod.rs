@@ -5,6 +5,7 @@
 
 mod fit;
 mod generate;
+mod image;
 pub mod output;
 mod report;
 mod schema;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Score synthetic rows against the real ones: fidelity, ML utility and privacy, as an HTML
     /// page and JSON
     Report(report::ReportArgs),
+    /// Image GANs: presets, training, generation and evaluation
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Work with schemas
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
@@ -108,6 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fit(args) => fit::run(args, printer),
         Command::Generate(args) => generate::run(args, printer),
         Command::Report(args) => report::run(args, printer),
+        Command::Image(command) => image::run(command, printer),
         Command::Schema(command) => schema::run(command),
     }
 }

@@ -55,7 +55,12 @@ pub fn generator_loss(objective: Objective, fake: &Tensor) -> Result<Tensor> {
 ///
 /// # Shapes
 /// `real, fake: [n, …]` with `n` a multiple of `group` → `[n, …]`.
-pub fn interpolates(real: &Tensor, fake: &Tensor, group: usize, rng: &mut Stream) -> Result<Tensor> {
+pub fn interpolates(
+    real: &Tensor,
+    fake: &Tensor,
+    group: usize,
+    rng: &mut Stream,
+) -> Result<Tensor> {
     let rows = real.dim(0)?;
     let alphas: Vec<f32> = (0..rows / group)
         .flat_map(|_| std::iter::repeat_n(rng.random::<f32>(), group))

@@ -26,6 +26,10 @@ pub trait Adversarial {
     fn generator_step(&mut self) -> Result<f64>;
     /// Steps in one epoch.
     fn steps_per_epoch(&self) -> usize;
+    /// Runs after every epoch, before the observer: sample grids, health checks.
+    fn epoch_end(&mut self, _metrics: &EpochMetrics) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Mean losses of one epoch, as written to `metrics.jsonl`.
@@ -50,33 +54,53 @@ pub enum Control {
     Stop,
 }
 
-/// Trains `model` for up to `epochs` epochs, calling `observe` after each one.
+/// How long to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Critic updates per generator update.
+    pub critic_steps: usize,
+    /// Stop after this many generator updates in all, even within an epoch (for smoke runs).
+    pub max_steps: Option<usize>,
+}
+
+/// Trains `model` on `schedule`, calling `observe` after each epoch (a cut-short last epoch
+/// included).
 pub fn train(
     model: &mut dyn Adversarial,
-    epochs: usize,
-    critic_steps: usize,
+    schedule: Schedule,
     mut observe: impl FnMut(&EpochMetrics) -> Result<Control>,
 ) -> Result<Vec<EpochMetrics>> {
-    let mut history = Vec::with_capacity(epochs);
-    for epoch in 1..=epochs {
-        let steps = model.steps_per_epoch();
+    let mut history = Vec::with_capacity(schedule.epochs);
+    let mut taken = 0usize;
+    for epoch in 1..=schedule.epochs {
+        let mut steps = model.steps_per_epoch();
+        if let Some(limit) = schedule.max_steps {
+            steps = steps.min(limit.saturating_sub(taken));
+        }
+        if steps == 0 {
+            break;
+        }
         let (mut generator, mut critic, mut penalty) = (0.0, 0.0, 0.0);
         for _ in 0..steps {
-            for _ in 0..critic_steps {
+            for _ in 0..schedule.critic_steps {
                 let losses = model.critic_step()?;
                 critic += losses.critic;
                 penalty += losses.penalty;
             }
             generator += model.generator_step()?;
         }
-        let critic_updates = (steps * critic_steps).max(1) as f64;
+        taken += steps;
+        let critic_updates = (steps * schedule.critic_steps).max(1) as f64;
         let metrics = EpochMetrics {
             epoch,
-            generator_loss: generator / steps.max(1) as f64,
+            generator_loss: generator / steps as f64,
             critic_loss: critic / critic_updates,
             penalty: penalty / critic_updates,
         };
         history.push(metrics);
+        model.epoch_end(&metrics)?;
         if observe(&metrics)? == Control::Stop {
             break;
         }

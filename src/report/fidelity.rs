@@ -509,7 +509,7 @@ fn centred_sums(a: &[f64], b: &[f64], ca: f64, cb: f64) -> [f64; 6] {
     for (xs, ys) in chunks_a.zip(chunks_b) {
         for lane in 0..LANES {
             let (dx, dy) = (xs[lane] - ca, ys[lane] - cb);
-            let present = (dx == dx) & (dy == dy);
+            let present = !dx.is_nan() & !dy.is_nan();
             let x = if present { dx } else { 0.0 };
             let y = if present { dy } else { 0.0 };
             n[lane] += if present { 1.0 } else { 0.0 };

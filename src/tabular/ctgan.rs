@@ -17,13 +17,13 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use rand::seq::SliceRandom;
 
-use crate::gan::loss::{Objective, critic_loss, generator_loss};
 use crate::config::GanConfig;
 use crate::encode::EncodedTable;
 use crate::encode::layout::{Activation, Layout, Span};
 use crate::error::Result;
 use crate::gan::critic::{Critic, CriticConfig};
 use crate::gan::fused::LinearGrads;
+use crate::gan::loss::{Objective, critic_loss, generator_loss};
 use crate::gan::nn::{BatchNorm, Linear, Params};
 use crate::gan::ops::{activate, conditional_loss};
 use crate::gan::optim::{Adam, AdamConfig};

@@ -19,7 +19,7 @@ use crate::data::table;
 use crate::encode::{ColumnEncoder, TableEncoder};
 use crate::error::{Error, Result};
 use crate::gan::checkpoint::{self, MANIFEST, METRICS, WEIGHTS};
-use crate::gan::train::{Control, EpochMetrics, train};
+use crate::gan::train::{Control, EpochMetrics, Schedule, train};
 use ctgan::{Networks, Trainer};
 
 /// The format name written in every tabular model's manifest.
@@ -175,12 +175,12 @@ pub fn fit(
         &encoded,
         seed,
     )?;
-    let history = train(
-        &mut trainer,
-        config.gan.epochs,
-        config.gan.critic_steps,
-        observe,
-    )?;
+    let schedule = Schedule {
+        epochs: config.gan.epochs,
+        critic_steps: config.gan.critic_steps,
+        max_steps: None,
+    };
+    let history = train(&mut trainer, schedule, observe)?;
     drop(trainer);
 
     let manifest = Manifest {
