@@ -115,3 +115,61 @@ pub fn read_weights(dir: &Path, device: &Device) -> Result<HashMap<String, Tenso
         reason: format!("`{WEIGHTS}` is corrupt or truncated: {error}"),
     })
 }
+
+/// Writes a model directory: the manifest as JSON, the named tensors as safetensors and one
+/// line of losses per epoch, all or nothing.
+pub fn save_model(
+    dir: &Path,
+    manifest: &impl serde::Serialize,
+    tensors: &BTreeMap<String, Tensor>,
+    history: &[crate::gan::train::EpochMetrics],
+    force: bool,
+) -> Result<()> {
+    let write_error = |error: serde_json::Error| Error::Write {
+        path: dir.to_owned(),
+        reason: error.to_string(),
+    };
+    let manifest = serde_json::to_vec_pretty(manifest).map_err(write_error)?;
+    let weights = weights_bytes(tensors)?;
+    let mut metrics = Vec::new();
+    for epoch in history {
+        serde_json::to_writer(&mut metrics, epoch).map_err(write_error)?;
+        metrics.push(b'\n');
+    }
+    write_dir(
+        dir,
+        &[(MANIFEST, manifest), (WEIGHTS, weights), (METRICS, metrics)],
+        force,
+    )
+}
+
+/// Reads the manifest of the model directory `dir`, checking that it is of `format` (`kind`
+/// names it in errors) and of version `version` before parsing it.
+pub fn read_manifest<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    format: &str,
+    kind: &str,
+    version: u32,
+) -> Result<T> {
+    let model_error = |reason: String| Error::Model {
+        path: dir.to_owned(),
+        reason,
+    };
+    let bytes = read_file(dir, MANIFEST)?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|error| model_error(format!("`{MANIFEST}` is not valid JSON: {error}")))?;
+    if header.get("format").and_then(|f| f.as_str()) != Some(format) {
+        return Err(model_error(format!(
+            "`{MANIFEST}` is not a synth {kind} model"
+        )));
+    }
+    let found = header.get("format_version").and_then(|v| v.as_u64());
+    if found != Some(u64::from(version)) {
+        return Err(model_error(format!(
+            "format version {} is not supported by this synth (it reads version {version})",
+            found.map_or("unknown".to_string(), |v| v.to_string())
+        )));
+    }
+    serde_json::from_value(header)
+        .map_err(|error| model_error(format!("`{MANIFEST}` is malformed: {error}")))
+}

@@ -16,7 +16,7 @@ use super::data::{ImageSet, write_grid};
 use super::metrics::mean_pairwise_distance;
 use super::nets::{Discriminator, Family, Generator, NetConfig, Shape};
 use crate::error::{Error, Result};
-use crate::gan::checkpoint::{self, MANIFEST, METRICS, WEIGHTS};
+use crate::gan::checkpoint;
 use crate::gan::loss::{self, Objective};
 use crate::gan::optim::{Adam, AdamConfig};
 use crate::gan::train::{Adversarial, EpochMetrics, StepLosses};
@@ -256,24 +256,9 @@ impl ImageModel {
 
     /// Writes the model directory `dir`, refusing to replace one unless `force`.
     pub fn save(&self, dir: &Path, force: bool) -> Result<()> {
-        let write_error = |error: serde_json::Error| Error::Write {
-            path: dir.to_owned(),
-            reason: error.to_string(),
-        };
-        let manifest = serde_json::to_vec_pretty(&self.manifest).map_err(write_error)?;
         let mut tensors: BTreeMap<String, Tensor> = self.generator.params.tensors("generator");
         tensors.extend(self.discriminator.params.tensors("discriminator"));
-        let weights = checkpoint::weights_bytes(&tensors)?;
-        let mut metrics = Vec::new();
-        for epoch in &self.history {
-            serde_json::to_writer(&mut metrics, epoch).map_err(write_error)?;
-            metrics.push(b'\n');
-        }
-        checkpoint::write_dir(
-            dir,
-            &[(MANIFEST, manifest), (WEIGHTS, weights), (METRICS, metrics)],
-            force,
-        )
+        checkpoint::save_model(dir, &self.manifest, &tensors, &self.history, force)
     }
 
     /// Loads the model directory `dir`.
@@ -282,23 +267,8 @@ impl ImageModel {
             path: dir.to_owned(),
             reason,
         };
-        let bytes = checkpoint::read_file(dir, MANIFEST)?;
-        let header: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|error| model_error(format!("`{MANIFEST}` is not valid JSON: {error}")))?;
-        if header.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-            return Err(model_error(format!(
-                "`{MANIFEST}` is not a synth image model"
-            )));
-        }
-        let version = header.get("format_version").and_then(|v| v.as_u64());
-        if version != Some(u64::from(FORMAT_VERSION)) {
-            return Err(model_error(format!(
-                "format version {} is not supported by this synth (it reads version {FORMAT_VERSION})",
-                version.map_or("unknown".to_string(), |v| v.to_string())
-            )));
-        }
-        let manifest: ImageManifest = serde_json::from_value(header)
-            .map_err(|error| model_error(format!("`{MANIFEST}` is malformed: {error}")))?;
+        let manifest: ImageManifest =
+            checkpoint::read_manifest(dir, FORMAT, "image", FORMAT_VERSION)?;
         let model = ImageModel::new(manifest, device)?;
         let weights = checkpoint::read_weights(dir, device)?;
         model

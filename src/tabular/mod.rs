@@ -18,7 +18,7 @@ use crate::data::schema::Schema;
 use crate::data::table;
 use crate::encode::{ColumnEncoder, TableEncoder};
 use crate::error::{Error, Result};
-use crate::gan::checkpoint::{self, MANIFEST, METRICS, WEIGHTS};
+use crate::gan::checkpoint;
 use crate::gan::train::{Control, EpochMetrics, Schedule, train};
 use ctgan::{Networks, Trainer};
 
@@ -203,22 +203,11 @@ pub fn fit(
 impl TabularModel {
     /// Writes the model directory `dir`, refusing to replace one unless `force`.
     pub fn save(&self, dir: &Path, force: bool) -> Result<()> {
-        let manifest = serde_json::to_vec_pretty(&self.manifest).map_err(|error| Error::Write {
-            path: dir.to_owned(),
-            reason: error.to_string(),
-        })?;
-        let weights = checkpoint::weights_bytes(&self.networks.tensors())?;
-        let mut metrics = Vec::new();
-        for epoch in &self.history {
-            serde_json::to_writer(&mut metrics, epoch).map_err(|error| Error::Write {
-                path: dir.to_owned(),
-                reason: error.to_string(),
-            })?;
-            metrics.push(b'\n');
-        }
-        checkpoint::write_dir(
+        checkpoint::save_model(
             dir,
-            &[(MANIFEST, manifest), (WEIGHTS, weights), (METRICS, metrics)],
+            &self.manifest,
+            &self.networks.tensors(),
+            &self.history,
             force,
         )
     }
@@ -229,23 +218,8 @@ impl TabularModel {
             path: dir.to_owned(),
             reason,
         };
-        let bytes = checkpoint::read_file(dir, MANIFEST)?;
-        let header: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|error| model_error(format!("`{MANIFEST}` is not valid JSON: {error}")))?;
-        if header.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-            return Err(model_error(format!(
-                "`{MANIFEST}` is not a synth tabular model"
-            )));
-        }
-        let version = header.get("format_version").and_then(|v| v.as_u64());
-        if version != Some(u64::from(FORMAT_VERSION)) {
-            return Err(model_error(format!(
-                "format version {} is not supported by this synth (it reads version {FORMAT_VERSION})",
-                version.map_or("unknown".to_string(), |v| v.to_string())
-            )));
-        }
-        let mut manifest: Manifest = serde_json::from_value(header)
-            .map_err(|error| model_error(format!("`{MANIFEST}` is malformed: {error}")))?;
+        let mut manifest: Manifest =
+            checkpoint::read_manifest(dir, FORMAT, "tabular", FORMAT_VERSION)?;
         manifest.encoder.restore();
         let networks = Networks::new(&manifest.config.gan, &manifest.encoder.layout, 0, device)?;
         let weights = checkpoint::read_weights(dir, device)?;
