@@ -92,6 +92,10 @@ pub struct GenerateArgs {
     /// Class of every image, for conditional presets (its index, or its name)
     #[arg(long)]
     pub label: Option<String>,
+    /// For conditional presets: this many images of every class, class after class (one grid
+    /// row per class unless `--columns` says otherwise); replaces `-n` and `--label`
+    #[arg(long, value_name = "N")]
+    pub per_class: Option<usize>,
     /// Images per grid row [default: the square root of the count]
     #[arg(long)]
     pub columns: Option<usize>,
@@ -287,17 +291,38 @@ fn generate(args: GenerateArgs, printer: Printer) -> anyhow::Result<()> {
             },
         ),
     };
-    let (pixels, _) = model.sample(args.count, label, args.seed)?;
     let shape = config.net.shape;
+    let (pixels, count, default_columns) = match args.per_class {
+        Some(each) => {
+            crate::flag_ensure!(each > 0, "--per-class", "must be at least 1");
+            crate::flag_ensure!(
+                config.net.classes > 0,
+                "--per-class",
+                "preset `{}` is not conditional",
+                config.preset
+            );
+            let mut pixels = Vec::new();
+            for class in 0..config.net.classes as u32 {
+                let seed = args.seed.wrapping_add(u64::from(class));
+                pixels.extend(model.sample(each, Some(class), seed)?.0);
+            }
+            (pixels, each * config.net.classes, each)
+        }
+        None => {
+            let columns = (args.count as f64).sqrt().ceil() as usize;
+            (
+                model.sample(args.count, label, args.seed)?.0,
+                args.count,
+                columns,
+            )
+        }
+    };
     if let Some(out) = &args.out {
-        let columns = args
-            .columns
-            .unwrap_or_else(|| (args.count as f64).sqrt().ceil() as usize)
-            .max(1);
+        let columns = args.columns.unwrap_or(default_columns).max(1);
         write_grid(
             out,
             &pixels,
-            args.count,
+            count,
             shape.height,
             shape.width,
             shape.channels,
@@ -316,8 +341,7 @@ fn generate(args: GenerateArgs, printer: Printer) -> anyhow::Result<()> {
         }
     }
     printer.status(&format!(
-        "Generated {} images from `{}`",
-        args.count,
+        "Generated {count} images from `{}`",
         args.model.display()
     ));
     Ok(())
