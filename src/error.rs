@@ -102,7 +102,8 @@ macro_rules! column_bail {
 #[macro_export]
 macro_rules! flag_ensure {
     ($cond:expr, $flag:expr, $($arg:tt)+) => {
-        if !$cond {
+        let holds: bool = $cond;
+        if !holds {
             return Err($crate::error::Error::Flag {
                 flag: $flag.to_string(),
                 reason: format!($($arg)+),

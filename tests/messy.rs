@@ -8,7 +8,7 @@ use common::*;
 use polars::prelude::*;
 
 fn messy_table(rows: usize) -> DataFrame {
-    let nulls_every = |i: usize, k: usize| i % k == 0;
+    let nulls_every = |i: usize, k: usize| i.is_multiple_of(k);
     let amount: Vec<Option<f64>> = (0..rows)
         .map(|i| (!nulls_every(i, 5)).then(|| ((i * 37) % 1000) as f64 / 7.0))
         .collect();

@@ -112,7 +112,8 @@ pub fn parent_dir(path: &Path) -> PathBuf {
 }
 
 enum Sink {
-    Parquet(polars::io::parquet::write::BatchedWriter<File>),
+    // Boxed: the Parquet writer is many times the size of the CSV one.
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<File>>),
     Csv(polars::io::csv::write::BatchedWriter<File>),
 }
 
@@ -141,11 +142,11 @@ impl TableWriter {
             .map_err(|error| write_error(error.to_string()))?;
         let frame_schema = frame_schema(schema)?;
         let sink = match Format::of(path) {
-            Format::Parquet => Sink::Parquet(
+            Format::Parquet => Sink::Parquet(Box::new(
                 ParquetWriter::new(file)
                     .with_key_value_metadata(Some(parquet_metadata(schema)?))
                     .batched(&frame_schema)?,
-            ),
+            )),
             Format::Csv => Sink::Csv(CsvWriter::new(file).batched(&frame_schema)?),
         };
         Ok(TableWriter {

@@ -116,8 +116,8 @@ pub(crate) fn product_with(
         m == 0
             || n == 0
             || k == 0
-            || (a.0.len() >= (m - 1) * a.1 + (k - 1) * a.2 + 1
-                && b.0.len() >= (k - 1) * b.1 + (n - 1) * b.2 + 1),
+            || (a.0.len() > (m - 1) * a.1 + (k - 1) * a.2
+                && b.0.len() > (k - 1) * b.1 + (n - 1) * b.2),
         "product inputs too small"
     );
     // SAFETY: the asserts above keep every index gemm forms (row · row stride + column ·

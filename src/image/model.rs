@@ -562,7 +562,7 @@ impl Adversarial for Trainer<'_> {
         let Some(monitor) = self.monitor.clone() else {
             return Ok(());
         };
-        if monitor.every == 0 || metrics.epoch % monitor.every != 0 {
+        if monitor.every == 0 || !metrics.epoch.is_multiple_of(monitor.every) {
             return Ok(());
         }
         // The same noise every time, so grids from successive epochs are comparable.

@@ -353,7 +353,11 @@ impl Generator {
 }
 
 fn check_sides(shape: Shape) -> Result<()> {
-    if shape.height % 4 != 0 || shape.width % 4 != 0 || shape.height < 8 || shape.width < 8 {
+    if !shape.height.is_multiple_of(4)
+        || !shape.width.is_multiple_of(4)
+        || shape.height < 8
+        || shape.width < 8
+    {
         return Err(Error::Flag {
             flag: "--preset".into(),
             reason: format!(

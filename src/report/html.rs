@@ -410,6 +410,9 @@ fn distance_plot(synthetic: &[f32], holdout: &[f32]) -> Plot {
     })
 }
 
+/// Reads one loss of an epoch.
+type LossOf = fn(&EpochMetrics) -> f64;
+
 fn loss_plot(history: &[EpochMetrics]) -> Plot {
     let epochs = history.len().max(1) as f64;
     let values: Vec<f64> = history
@@ -426,7 +429,7 @@ fn loss_plot(history: &[EpochMetrics]) -> Plot {
             .y_label_area_size(48)
             .build_cartesian_2d(1.0..epochs.max(2.0), (low - pad)..(high + pad))?;
         chart.configure_mesh().x_desc("epoch").draw()?;
-        let series: [(&str, RGBColor, fn(&EpochMetrics) -> f64); 2] = [
+        let series: [(&str, RGBColor, LossOf); 2] = [
             ("generator", REAL, |m| m.generator_loss),
             ("critic", SYNTHETIC, |m| m.critic_loss),
         ];

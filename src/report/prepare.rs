@@ -484,8 +484,8 @@ where
     let mut others: Vec<(String, K)> = Vec::new();
     for other in 1..sides {
         for value in side(other).flatten() {
-            if !index.contains_key(&value) {
-                index.insert(value, u32::MAX);
+            if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(value) {
+                slot.insert(u32::MAX);
                 others.push((value.to_string(), value));
             }
         }

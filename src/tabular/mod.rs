@@ -146,7 +146,7 @@ pub fn fit(
     observe: impl FnMut(&EpochMetrics) -> Result<Control>,
 ) -> Result<TabularModel> {
     crate::flag_ensure!(
-        config.gan.batch_size > 0 && config.gan.batch_size % config.gan.pac == 0,
+        config.gan.batch_size > 0 && config.gan.batch_size.is_multiple_of(config.gan.pac),
         "--batch-size",
         "{} is not a positive multiple of pac ({})",
         config.gan.batch_size,
