@@ -62,7 +62,7 @@ pub struct Preset {
 pub const PRESETS: &[Preset] = &[
     Preset {
         name: "mnist-gan",
-        description: "Goodfellow et al. 2014: fully connected generator and discriminator, non-saturating loss",
+        description: "Goodfellow et al. 2014: fully connected generator (batch-normalised) and discriminator, non-saturating loss",
         family: Family::Dense,
         objective: Objective::NonSaturating,
         conditional: false,

@@ -178,8 +178,8 @@ fn gate(pre: &Tensor) -> Result<Tensor> {
 #[derive(Debug)]
 pub struct Generator {
     config: NetConfig,
-    /// Dense: hidden layers then the output layer. Convolutional: the projection to 7×7
-    /// (or height/4 × width/4) features.
+    /// Dense: four hidden layers (the last three batch-normalised) then the output layer.
+    /// Convolutional: the projection to height/4 × width/4 features.
     dense: Vec<Linear>,
     norms: Vec<BatchNorm>,
     /// Convolutional: the two transposed convolutions, weight `[in, k·k·out]`.
@@ -201,7 +201,14 @@ impl Generator {
         let shape = config.shape;
         match config.family {
             Family::Dense => {
-                let widths = [config.width, config.width * 2, config.width * 4];
+                // Every hidden layer after the first is batch-normalised before its
+                // activation, which keeps the fully connected generator from collapsing.
+                let widths = [
+                    config.width,
+                    config.width * 2,
+                    config.width * 4,
+                    config.width * 8,
+                ];
                 let mut from = input;
                 for (index, &to) in widths.iter().enumerate() {
                     dense.push(Linear::new(
@@ -213,6 +220,15 @@ impl Generator {
                         device,
                         DType::F32,
                     )?);
+                    if index > 0 {
+                        norms.push(BatchNorm::new(
+                            &mut params,
+                            &format!("dense.{index}.norm"),
+                            to,
+                            device,
+                            DType::F32,
+                        )?);
+                    }
                     from = to;
                 }
                 dense.push(Linear::new(
@@ -322,8 +338,10 @@ impl Generator {
                     )?;
                     xs = if index == last {
                         xs.tanh()?
-                    } else {
+                    } else if index == 0 {
                         leaky(&xs)?
+                    } else {
+                        leaky(&self.norms[index - 1].forward(&xs)?)?
                     };
                 }
                 Ok(xs)
