@@ -40,7 +40,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_progress: bool,
     /// Compute threads [default: 1 for `fit`, whose small batches lose more to thread hand-offs
-    /// than they gain; every core for `generate`]; `RAYON_NUM_THREADS` also sets it
+    /// than they gain; every core for the other commands]; `RAYON_NUM_THREADS` also sets it
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     /// The command to run
