@@ -11,11 +11,11 @@ use crate::config::EncodeConfig;
 use crate::data::io::{check_output, fingerprint, read_table, write_atomic};
 use crate::data::schema::Schema;
 use crate::error::Error;
-use crate::gan::checkpoint::{MANIFEST, read_file};
+use crate::gan::checkpoint::read_manifest;
 use crate::report::prepare::{Input, prepare};
 use crate::report::privacy::PrivacyConfig;
 use crate::report::{InputRows, Inputs, ReportConfig, build, gate, html, training_history};
-use crate::tabular::Manifest;
+use crate::tabular::{FORMAT, FORMAT_VERSION, Manifest};
 
 /// Arguments of `synth report`.
 #[derive(Debug, Args)]
@@ -98,18 +98,6 @@ impl std::fmt::Display for GateFailed {
 
 impl std::error::Error for GateFailed {}
 
-/// The model directory's manifest, read without loading weights.
-fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
-    let bytes = read_file(dir, MANIFEST)?;
-    serde_json::from_slice(&bytes).map_err(|error| {
-        Error::Model {
-            path: dir.to_owned(),
-            reason: format!("`{MANIFEST}` is malformed: {error}"),
-        }
-        .into()
-    })
-}
-
 pub(super) fn run(args: ReportArgs, printer: Printer) -> anyhow::Result<()> {
     crate::flag_ensure!(
         args.detection_rows >= 30,
@@ -140,7 +128,11 @@ pub(super) fn run(args: ReportArgs, printer: Printer) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let manifest = model_dir.as_deref().map(read_manifest).transpose()?;
+    // The manifest alone, checked for format and version; the weights are not needed.
+    let manifest: Option<Manifest> = model_dir
+        .as_deref()
+        .map(|dir| read_manifest(dir, FORMAT, "tabular", FORMAT_VERSION))
+        .transpose()?;
 
     // The synthetic rows.
     let synthetic_path = match (&args.synthetic, &model_dir) {
