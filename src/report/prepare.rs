@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use polars::prelude::{
     BooleanChunked, DataFrame, DataType, Int64Chunked, PolarsResult, StringChunked,
@@ -144,6 +145,10 @@ pub struct Tables {
     pub columns: Vec<Column>,
     /// Row counts of real, synthetic and holdout (0 when there is none).
     pub rows: [usize; 3],
+    /// Hashes of the training rows, built on first use.
+    training_hashes: OnceLock<HashSet<u64>>,
+    /// Rows of each side that copy a training row, counted on first use.
+    copies: [OnceLock<usize>; 3],
 }
 
 impl Tables {
@@ -161,9 +166,29 @@ impl Tables {
         }
     }
 
+    /// How many rows of `side` equal a training row in every compared column, counted over
+    /// every row. Computed once per side, since the holdout check of [`prepare`] and the
+    /// privacy section both ask.
+    pub fn training_row_copies(&self, side: Side) -> usize {
+        let slot = match side {
+            Side::Real => 0,
+            Side::Synthetic => 1,
+            Side::Holdout => 2,
+        };
+        *self.copies[slot].get_or_init(|| {
+            let train = self
+                .training_hashes
+                .get_or_init(|| self.row_hashes(Side::Real).into_iter().collect());
+            self.row_hashes(side)
+                .into_iter()
+                .filter(|hash| train.contains(hash))
+                .count()
+        })
+    }
+
     /// A hash of every compared value of each row of one side, for finding rows that are
     /// equal in every column.
-    pub fn row_hashes(&self, side: Side) -> Vec<u64> {
+    fn row_hashes(&self, side: Side) -> Vec<u64> {
         use std::hash::{BuildHasher, Hash, Hasher};
         (0..self.rows(side))
             .into_par_iter()
@@ -253,6 +278,8 @@ pub fn prepare(
             synthetic.frame.height(),
             holdout.as_ref().map_or(0, |holdout| holdout.frame.height()),
         ],
+        training_hashes: OnceLock::new(),
+        copies: Default::default(),
     };
     if let Some(holdout) = &holdout {
         check_rows_disjoint(&tables, &real, holdout)?;
@@ -267,12 +294,7 @@ pub const OVERLAP_SHARE: f64 = 0.5;
 /// Refuses a holdout most of whose rows are also training rows, for tables without an id
 /// column to tell.
 fn check_rows_disjoint(tables: &Tables, real: &Input<'_>, holdout: &Input<'_>) -> Result<()> {
-    let train: HashSet<u64> = tables.row_hashes(Side::Real).into_iter().collect();
-    let repeated = tables
-        .row_hashes(Side::Holdout)
-        .into_iter()
-        .filter(|hash| train.contains(hash))
-        .count();
+    let repeated = tables.training_row_copies(Side::Holdout);
     let share = repeated as f64 / tables.rows(Side::Holdout).max(1) as f64;
     if share > OVERLAP_SHARE {
         return Err(Error::ReadData {

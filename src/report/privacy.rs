@@ -11,8 +11,6 @@
 //! (20,000 by default) and each share is reported with a 95% Wilson interval. Exact copies are
 //! checked for every synthetic row against every training row.
 
-use std::collections::HashSet;
-
 use gemm::Parallelism;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -474,20 +472,11 @@ pub fn privacy(tables: &Tables, config: &PrivacyConfig, seed: u64) -> Privacy {
     privacy.distances = distances;
 
     // Exact copies, over every row.
-    let train_hashes: HashSet<u64> = tables.row_hashes(Side::Real).into_iter().collect();
-    let copies = tables
-        .row_hashes(Side::Synthetic)
-        .into_iter()
-        .filter(|hash| train_hashes.contains(hash))
-        .count();
+    let copies = tables.training_row_copies(Side::Synthetic);
     privacy.exact_copies = copies;
     privacy.exact_copy_share = copies as f64 / n_synthetic.max(1) as f64;
     if tables.has_holdout() {
-        let repeats = tables
-            .row_hashes(Side::Holdout)
-            .into_iter()
-            .filter(|hash| train_hashes.contains(hash))
-            .count();
+        let repeats = tables.training_row_copies(Side::Holdout);
         privacy.holdout_exact_copy_share = Some(repeats as f64 / n_holdout.max(1) as f64);
     }
 
