@@ -90,6 +90,20 @@ pub struct Shapes {
     pub columns: Vec<(String, ColumnScores)>,
     /// Per-pair scores.
     pub pairs: Vec<PairScores>,
+    /// The Pearson matrices of the numeric columns, for the report's heatmaps.
+    #[serde(skip)]
+    pub correlations: Correlations,
+}
+
+/// Pearson correlations among the numeric columns, real and synthetic.
+#[derive(Debug, Clone, Default)]
+pub struct Correlations {
+    /// The numeric columns, in schema order.
+    pub columns: Vec<String>,
+    /// Row-major `columns × columns` matrix of the real rows.
+    pub real: Vec<f64>,
+    /// The same for the synthetic rows.
+    pub synthetic: Vec<f64>,
 }
 
 /// Computes column shapes, pair trends and coverage of the synthetic rows against the real
@@ -217,6 +231,14 @@ pub fn shapes(tables: &Tables) -> Shapes {
         coverage,
         columns,
         pairs,
+        correlations: Correlations {
+            columns: numeric
+                .iter()
+                .map(|&c| tables.columns[c].name().to_owned())
+                .collect(),
+            real: real_correlations,
+            synthetic: synthetic_correlations,
+        },
     }
 }
 

@@ -13,7 +13,7 @@ use plotters::prelude::*;
 use polars::prelude::{DataType, TimeUnit};
 
 use super::Report;
-use super::fidelity::{correlation_matrix, min_max, sorted_present};
+use super::fidelity::{min_max, sorted_present};
 use super::prepare::{Column, NULL, Tables, Values};
 use crate::gan::train::EpochMetrics;
 
@@ -449,25 +449,6 @@ fn loss_plot(history: &[EpochMetrics]) -> Plot {
     })
 }
 
-/// Pearson correlations among the numeric columns of one side.
-fn correlations(columns: &[&Column], synthetic: bool) -> Vec<Vec<f64>> {
-    let values: Vec<&[f64]> = columns
-        .iter()
-        .filter_map(|c| {
-            if synthetic {
-                c.synthetic.numbers()
-            } else {
-                c.real.numbers()
-            }
-        })
-        .collect();
-    let matrix = correlation_matrix(&values);
-    matrix
-        .chunks(values.len().max(1))
-        .map(<[f64]>::to_vec)
-        .collect()
-}
-
 fn figure(out: &mut String, plot: Plot) {
     match plot {
         Ok(svg) if !svg.is_empty() => {
@@ -587,20 +568,22 @@ pub fn render(report: &Report, tables: &Tables, history: &[EpochMetrics]) -> Str
     }
     out.push_str("</div>");
 
-    let numeric: Vec<&Column> = tables.columns.iter().filter(|c| c.is_numeric()).collect();
-    if numeric.len() >= 2 {
-        let names: Vec<String> = numeric.iter().map(|c| c.name().to_owned()).collect();
-        let real = correlations(&numeric, false);
-        let synthetic = correlations(&numeric, true);
+    let correlations = &fidelity.correlations;
+    if correlations.columns.len() >= 2 {
+        let names = &correlations.columns;
+        let rows = |matrix: &[f64]| -> Vec<Vec<f64>> {
+            matrix.chunks(names.len()).map(<[f64]>::to_vec).collect()
+        };
+        let (real, synthetic) = (rows(&correlations.real), rows(&correlations.synthetic));
         let difference: Vec<Vec<f64>> = real
             .iter()
             .zip(&synthetic)
             .map(|(r, s)| r.iter().zip(s).map(|(a, b)| b - a).collect())
             .collect();
         out.push_str("<h3>Correlations (Pearson; blue −1, red +1)</h3><div class=\"grid\">");
-        figure(&mut out, heatmap("real", &names, &real));
-        figure(&mut out, heatmap("synthetic", &names, &synthetic));
-        figure(&mut out, heatmap("synthetic − real", &names, &difference));
+        figure(&mut out, heatmap("real", names, &real));
+        figure(&mut out, heatmap("synthetic", names, &synthetic));
+        figure(&mut out, heatmap("synthetic − real", names, &difference));
         out.push_str("</div>");
     }
     let mut worst: Vec<&super::fidelity::PairScores> = fidelity

@@ -102,6 +102,9 @@ pub struct Fidelity {
     pub columns: Vec<(String, fidelity::ColumnScores)>,
     /// Per-pair scores.
     pub pairs: Vec<fidelity::PairScores>,
+    /// The numeric columns' correlation matrices, for the page.
+    #[serde(skip)]
+    pub correlations: fidelity::Correlations,
 }
 
 /// The whole report.
@@ -152,6 +155,7 @@ pub fn build(
         detection,
         columns: shapes.columns,
         pairs: shapes.pairs,
+        correlations: shapes.correlations,
     };
     let mut report = Report {
         fidelity,
