@@ -742,14 +742,14 @@ pub fn contingency_similarities(slots: &[Slots], pairs: &[(usize, usize)]) -> Ve
 }
 
 /// 1 − the total variation distance between the joint frequencies of two columns, nulls
-/// counted as a value of their own, and Cramér's V of the real table.
+/// counted as a value of their own, and Cramér's V of the real table. The cells are counted
+/// in hash maps, which suits any width; [`contingency_similarities`] counts narrow pairs
+/// densely, many at a time.
 pub fn contingency_similarity(a: &Slots, b: &Slots) -> (f64, f64) {
-    let (n_real, n_synthetic) = (a.real.len() as f64, a.synthetic.len() as f64);
-    if n_real == 0.0 || n_synthetic == 0.0 {
+    if a.real.is_empty() || a.synthetic.is_empty() {
         return (f64::NAN, f64::NAN);
     }
-    let (width_a, width_b) = (a.width, b.width);
-    let cells = width_a * width_b;
+    let width_b = b.width;
     let count = |first: &[u16], second: &[u16]| -> HashMap<usize, u32> {
         let mut sparse: HashMap<usize, u32> = HashMap::new();
         for (&x, &y) in first.iter().zip(second) {
@@ -757,42 +757,19 @@ pub fn contingency_similarity(a: &Slots, b: &Slots) -> (f64, f64) {
         }
         sparse
     };
-    let mut counts: Vec<(usize, [u32; 2])> = if cells <= 1 << 22 {
-        let dense = |first: &[u16], second: &[u16]| {
-            let mut counts = vec![0u32; cells];
-            for (&x, &y) in first.iter().zip(second) {
-                counts[x as usize * width_b + y as usize] += 1;
-            }
-            counts
-        };
-        let (real, synthetic) = (dense(&a.real, &b.real), dense(&a.synthetic, &b.synthetic));
-        real.into_iter()
-            .zip(synthetic)
-            .enumerate()
-            .filter(|(_, (r, s))| r + s > 0)
-            .map(|(cell, (r, s))| (cell, [r, s]))
-            .collect()
-    } else {
-        let real = count(&a.real, &b.real);
-        let synthetic = count(&a.synthetic, &b.synthetic);
-        let mut cells: Vec<usize> = real.keys().chain(synthetic.keys()).copied().collect();
-        cells.sort_unstable();
-        cells.dedup();
-        cells
-            .into_iter()
-            .map(|cell| {
-                (
-                    cell,
-                    [
-                        real.get(&cell).copied().unwrap_or(0),
-                        synthetic.get(&cell).copied().unwrap_or(0),
-                    ],
-                )
-            })
-            .collect()
-    };
-    counts.sort_unstable_by_key(|(cell, _)| *cell);
-    score_cells(&counts, width_a, width_b, a.real.len(), a.synthetic.len())
+    let real = count(&a.real, &b.real);
+    let synthetic = count(&a.synthetic, &b.synthetic);
+    let mut cells: Vec<usize> = real.keys().chain(synthetic.keys()).copied().collect();
+    cells.sort_unstable();
+    cells.dedup();
+    let counts: Vec<(usize, [u32; 2])> = cells
+        .into_iter()
+        .map(|cell| {
+            let count = |side: &HashMap<usize, u32>| side.get(&cell).copied().unwrap_or(0);
+            (cell, [count(&real), count(&synthetic)])
+        })
+        .collect();
+    score_cells(&counts, a.width, width_b, a.real.len(), a.synthetic.len())
 }
 
 /// The similarity and real Cramér's V from the non-empty cells of a joint table, in cell
@@ -884,6 +861,28 @@ mod tests {
             let counted = edges.partition_point(|&edge| edge <= value).max(1) - 1;
             assert_eq!(bin_of(value, &edges) as usize, counted, "{value}");
         }
+    }
+
+    #[test]
+    fn dense_and_hashed_counting_agree() {
+        let column = |seed: u32, levels: u32| -> Vec<u32> {
+            (0..500u32)
+                .map(|i| {
+                    if (i * seed) % 17 == 0 {
+                        NULL
+                    } else {
+                        (i * seed + i / 7) % levels
+                    }
+                })
+                .collect()
+        };
+        let slots = vec![
+            Slots::new(column(3, 5), column(7, 5)),
+            Slots::new(column(11, 9), column(13, 8)),
+        ];
+        let batched = contingency_similarities(&slots, &[(0, 1)]);
+        let single = contingency_similarity(&slots[0], &slots[1]);
+        assert!((batched[0].0 - single.0).abs() < 1e-12 && (batched[0].1 - single.1).abs() < 1e-12);
     }
 
     #[test]
