@@ -20,6 +20,21 @@ pub fn synth(dir: &Path) -> Command {
     command
 }
 
+/// Runs `command` and returns its output, failing the test with `context` and the command's
+/// stderr unless it exited successfully.
+pub fn success(
+    mut command: impl std::borrow::BorrowMut<Command>,
+    context: &str,
+) -> std::process::Output {
+    let output = command.borrow_mut().output().unwrap();
+    assert!(
+        output.status.success(),
+        "{context}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// Writes `frame` as Parquet at `path`.
 pub fn write_parquet(path: &Path, frame: &mut DataFrame) {
     let file = std::fs::File::create(path).unwrap();

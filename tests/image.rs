@@ -14,30 +14,26 @@ fn sample() -> PathBuf {
 /// Trains `preset` for a few steps in `dir`, with extra flags.
 fn fit(dir: &Path, preset: &str, extra: &[&str]) -> PathBuf {
     let model = dir.join(format!("{preset}.synth-image"));
-    let output = common::synth(dir)
-        .args([
-            "image",
-            "fit",
-            "--preset",
-            preset,
-            "--max-steps",
-            "3",
-            "--batch-size",
-            "16",
-            "--seed",
-            "5",
-        ])
-        .arg("--data")
-        .arg(sample())
-        .arg("--model")
-        .arg(&model)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{preset}: {}",
-        String::from_utf8_lossy(&output.stderr)
+    common::success(
+        common::synth(dir)
+            .args([
+                "image",
+                "fit",
+                "--preset",
+                preset,
+                "--max-steps",
+                "3",
+                "--batch-size",
+                "16",
+                "--seed",
+                "5",
+            ])
+            .arg("--data")
+            .arg(sample())
+            .arg("--model")
+            .arg(&model)
+            .args(extra),
+        &format!("{preset}: "),
     );
     model
 }
@@ -170,18 +166,14 @@ fn options_train_and_generation_is_reproducible() {
 fn evaluation_reports_every_figure() {
     let dir = tempfile::tempdir().unwrap();
     let model = fit(dir.path(), "mnist-cgan", &["--sample-every", "0"]);
-    let output = common::synth(dir.path())
-        .args(["image", "eval", "-n", "100"])
-        .arg("--model")
-        .arg(&model)
-        .arg("--data")
-        .arg(sample())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = common::success(
+        common::synth(dir.path())
+            .args(["image", "eval", "-n", "100"])
+            .arg("--model")
+            .arg(&model)
+            .arg("--data")
+            .arg(sample()),
+        "",
     );
     let evaluation: Value = serde_json::from_slice(&output.stdout).unwrap();
     for key in [

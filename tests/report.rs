@@ -223,20 +223,15 @@ fn read_json(path: &Path) -> Value {
 fn bare_report_finds_model_holdout_and_output() {
     let dir = tempfile::tempdir().unwrap();
     fitted_model(dir.path());
-    let output = common::synth(dir.path())
-        .args([
+    let output = common::success(
+        common::synth(dir.path()).args([
             "report",
             "--target",
             "creditability",
             "--privacy-queries",
             "500",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ]),
+        "",
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -302,14 +297,15 @@ fn report_is_deterministic_and_json_goes_to_stdout() {
     let dir = tempfile::tempdir().unwrap();
     fitted_model(dir.path());
     let run = || {
-        let output = common::synth(dir.path())
-            .args(["report", "--format", "json", "--privacy-queries", "300"])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+        let output = common::success(
+            common::synth(dir.path()).args([
+                "report",
+                "--format",
+                "json",
+                "--privacy-queries",
+                "300",
+            ]),
+            "",
         );
         output.stdout
     };
@@ -579,26 +575,22 @@ fn privacy_flags_copies_and_passes_fresh_rows() {
     let fresh = write("fresh.parquet", german.slice(750, 250));
     let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/german_credit.toml");
     let report = |synthetic: &str| -> Value {
-        let output = common::synth(dir.path())
-            .args([
-                "report",
-                "--format",
-                "json",
-                "--real",
-                &train,
-                "--holdout",
-                &holdout,
-                "--synthetic",
-                synthetic,
-            ])
-            .arg("--schema")
-            .arg(&schema)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+        let output = common::success(
+            common::synth(dir.path())
+                .args([
+                    "report",
+                    "--format",
+                    "json",
+                    "--real",
+                    &train,
+                    "--holdout",
+                    &holdout,
+                    "--synthetic",
+                    synthetic,
+                ])
+                .arg("--schema")
+                .arg(&schema),
+            "",
         );
         serde_json::from_slice(&output.stdout).unwrap()
     };

@@ -868,7 +868,7 @@ mod tests {
         let column = |seed: u32, levels: u32| -> Vec<u32> {
             (0..500u32)
                 .map(|i| {
-                    if (i * seed) % 17 == 0 {
+                    if (i * seed).is_multiple_of(17) {
                         NULL
                     } else {
                         (i * seed + i / 7) % levels
