@@ -3,7 +3,7 @@
 Usage: python3 notebooks/fidelity.py SYNTH_BINARY DATA.parquet [SYNTH FIT FLAGS...]
 
 Splits the table 80/20 with a fixed seed, fits synth on the 80% train split with the given
-flags (default settings when none), generates as many rows as the train split has, and prints
+flags (default settings and seed 1 when none), generates as many rows as the train split has, and prints
 SDMetrics' quality score (mean of column shapes and column pair trends) of the synthetic rows
 against the train split, and of the 20% holdout against the train split for scale.
 Metadata: string and boolean columns are categorical, numbers numerical, timestamps datetime.
@@ -50,7 +50,8 @@ with tempfile.TemporaryDirectory() as folder:
     folder = pathlib.Path(folder)
     train.to_parquet(folder / "train.parquet", index=False)
     started = time.perf_counter()
-    subprocess.run([binary, "-q", "fit", "train.parquet", "--seed", "1", *flags], cwd=folder, check=True)
+    seed = [] if "--seed" in flags else ["--seed", "1"]
+    subprocess.run([binary, "-q", "fit", "train.parquet", *seed, *flags], cwd=folder, check=True)
     fit_seconds = time.perf_counter() - started
     subprocess.run([binary, "-q", "generate", "-n", str(len(train)), "--seed", "2"], cwd=folder, check=True)
     synthetic = pq.read_table(folder / "train.synthetic.parquet").to_pandas()

@@ -105,6 +105,50 @@ pub struct FitConfig {
     pub encode: EncodeConfig,
     /// Networks and training.
     pub gan: GanConfig,
+    /// Which epoch's weights the model keeps.
+    #[serde(default)]
+    pub select: SelectConfig,
+}
+
+/// Choosing the epoch whose weights the model keeps.
+///
+/// A GAN's samples do not improve steadily: between epochs the quality moves by a few
+/// hundredths, and a short fit on a small table ends wherever the last epoch left it. So
+/// every `every` epochs the generator draws `rows` rows with the same seeded noise each time,
+/// they are scored with the report's quality score (column shapes and pair trends) against
+/// a sample of the training rows, and the weights of the best-scoring check are the ones
+/// saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectConfig {
+    /// Epochs between checks; `Some(0)` turns checks off and keeps the last epoch. `None`
+    /// checks `CHECKS` times in a fit, and after the last epoch.
+    pub every: Option<usize>,
+    /// Rows generated per check, and the most training rows they are compared with.
+    pub rows: usize,
+    /// Stop after this many checks in a row without a better score; `None` trains every
+    /// epoch.
+    pub patience: Option<usize>,
+}
+
+impl SelectConfig {
+    /// Checks in a fit when `every` is not given.
+    pub const CHECKS: usize = 50;
+
+    /// The epochs between checks in a fit of `epochs` epochs; 0 when checks are off.
+    pub fn interval(&self, epochs: usize) -> usize {
+        self.every
+            .unwrap_or_else(|| epochs.div_ceil(Self::CHECKS).max(1))
+    }
+}
+
+impl Default for SelectConfig {
+    fn default() -> Self {
+        Self {
+            every: None,
+            rows: 5_000,
+            patience: None,
+        }
+    }
 }
 
 /// Settings of `synth generate`.
@@ -118,5 +162,24 @@ pub struct GenerateConfig {
 impl Default for GenerateConfig {
     fn default() -> Self {
         Self { batch_rows: 8_192 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SelectConfig;
+
+    #[test]
+    fn checks_are_spread_over_the_fit_unless_set() {
+        let auto = SelectConfig::default();
+        assert_eq!(auto.interval(300), 6);
+        assert_eq!(auto.interval(30), 1);
+        assert_eq!(auto.interval(1), 1);
+        let every = |n| SelectConfig {
+            every: Some(n),
+            ..SelectConfig::default()
+        };
+        assert_eq!(every(4).interval(300), 4);
+        assert_eq!(every(0).interval(300), 0);
     }
 }

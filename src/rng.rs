@@ -38,6 +38,8 @@ pub enum Purpose {
     Split,
     /// Generation of synthetic rows.
     Generate,
+    /// The rows drawn to choose the epoch a fit keeps.
+    Select,
 }
 
 impl Purpose {
@@ -54,6 +56,7 @@ impl Purpose {
             Purpose::Encode => "encode",
             Purpose::Split => "split",
             Purpose::Generate => "generate",
+            Purpose::Select => "select",
         }
     }
 }

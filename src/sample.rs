@@ -11,14 +11,16 @@
 //!   generator never saw in training (it was always conditioned on one column); the columns
 //!   still hold the asked values, but the rest of the row follows the combination less closely.
 
-use crate::config::GenerateConfig;
+use polars::prelude::DataFrame;
+
+use crate::config::{GanConfig, GenerateConfig};
 use crate::data::io::TableWriter;
-use crate::encode::ColumnEncoder;
 use crate::encode::discrete::Label;
+use crate::encode::{ColumnEncoder, TableEncoder};
 use crate::error::{Error, Result};
-use crate::rng::{Purpose, stream};
+use crate::rng::{Purpose, Stream, stream};
 use crate::tabular::cond::{CondSampler, Weighting};
-use crate::tabular::ctgan::generate_rows;
+use crate::tabular::ctgan::{Networks, generate_rows};
 use crate::tabular::{TabularModel, discrete_counts};
 
 /// A condition resolved against a model: the column, its discrete span and slot, and the value
@@ -91,6 +93,96 @@ pub fn resolve_conditions(
     Ok(conditions)
 }
 
+/// The random streams one generation run draws from.
+pub struct Streams {
+    condition: Stream,
+    noise: Stream,
+    gumbel: Stream,
+    decode: Stream,
+}
+
+impl Streams {
+    /// The streams of a run seeded with `seed`.
+    pub fn new(seed: u64) -> Streams {
+        Streams {
+            condition: stream(seed, Purpose::Condition),
+            noise: stream(seed, Purpose::Noise),
+            gumbel: stream(seed, Purpose::Gumbel),
+            decode: stream(seed, Purpose::Generate),
+        }
+    }
+}
+
+/// The parts of a model that generation reads.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    /// The trained networks.
+    pub networks: &'a Networks,
+    /// Their settings.
+    pub gan: &'a GanConfig,
+    /// The fitted encoders.
+    pub encoder: &'a TableEncoder,
+}
+
+impl<'a> Source<'a> {
+    /// The parts of a loaded model.
+    pub fn of(model: &'a TabularModel) -> Source<'a> {
+        Source {
+            networks: &model.networks,
+            gan: &model.manifest.config.gan,
+            encoder: &model.manifest.encoder,
+        }
+    }
+
+    /// The sampler of unconditioned rows, drawing each column's categories by their
+    /// frequency.
+    pub fn sampler(&self) -> CondSampler {
+        CondSampler::new(&self.encoder.layout, &discrete_counts(self.encoder), None)
+    }
+}
+
+/// Generates and decodes one batch of `rows` rows whose ids start at `first_id`, under
+/// `conditions` or, with none, with conditions drawn by frequency.
+pub fn batch(
+    source: Source<'_>,
+    sampler: &CondSampler,
+    conditions: &[Condition],
+    rows: usize,
+    first_id: u64,
+    streams: &mut Streams,
+) -> Result<DataFrame> {
+    let fixed: Vec<(usize, usize)> = conditions.iter().map(|c| (c.span, c.slot)).collect();
+    let forced: Vec<(usize, Label)> = conditions
+        .iter()
+        .map(|c| (c.column, c.label.clone()))
+        .collect();
+    // Batch normalisation uses the statistics of the batch, so tiny batches are generated
+    // at a size where they are stable and cut.
+    let generated = rows.max(1024);
+    let cond = if fixed.is_empty() {
+        sampler.draw(generated, Weighting::Frequency, &mut streams.condition)
+    } else {
+        sampler.fixed(generated, &fixed)
+    };
+    let layout = &source.encoder.layout;
+    let activated = generate_rows(
+        source.networks,
+        source.gan,
+        layout,
+        &cond,
+        generated,
+        &mut streams.noise,
+        &mut streams.gumbel,
+    )?;
+    source.encoder.decode(
+        &activated[..rows * layout.data_dim],
+        rows,
+        first_id,
+        &forced,
+        &mut streams.decode,
+    )
+}
+
 /// Generates `rows` rows from `model` into `writer`, calling `progress` with the rows written
 /// so far after each batch.
 pub fn generate(
@@ -103,45 +195,14 @@ pub fn generate(
     mut progress: impl FnMut(u64),
 ) -> Result<()> {
     crate::flag_ensure!(rows > 0, "-n", "must be at least 1");
-    let encoder = &model.manifest.encoder;
-    let gan = &model.manifest.config.gan;
-    let sampler = CondSampler::new(&encoder.layout, &discrete_counts(encoder), None);
-    let fixed: Vec<(usize, usize)> = conditions.iter().map(|c| (c.span, c.slot)).collect();
-    let forced: Vec<(usize, Label)> = conditions
-        .iter()
-        .map(|c| (c.column, c.label.clone()))
-        .collect();
-    let mut condition_rng = stream(seed, Purpose::Condition);
-    let mut noise_rng = stream(seed, Purpose::Noise);
-    let mut gumbel_rng = stream(seed, Purpose::Gumbel);
-    let mut decode_rng = stream(seed, Purpose::Generate);
-
+    let source = Source::of(model);
+    let sampler = source.sampler();
+    let mut streams = Streams::new(seed);
     let batch_rows = config.batch_rows.max(1) as u64;
     let mut written = 0u64;
     while written < rows {
         let wanted = (rows - written).min(batch_rows) as usize;
-        let generated = wanted.max(config.batch_rows.min(1024));
-        let cond = if fixed.is_empty() {
-            sampler.draw(generated, Weighting::Frequency, &mut condition_rng)
-        } else {
-            sampler.fixed(generated, &fixed)
-        };
-        let activated = generate_rows(
-            &model.networks,
-            gan,
-            &encoder.layout,
-            &cond,
-            generated,
-            &mut noise_rng,
-            &mut gumbel_rng,
-        )?;
-        let frame = encoder.decode(
-            &activated[..wanted * encoder.layout.data_dim],
-            wanted,
-            written,
-            &forced,
-            &mut decode_rng,
-        )?;
+        let frame = batch(source, &sampler, conditions, wanted, written, &mut streams)?;
         writer.write(&frame)?;
         written += wanted as u64;
         progress(written);

@@ -6,7 +6,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::{DeviceChoice, Printer, default_model_dir};
-use crate::config::{EncodeConfig, FitConfig, GanConfig};
+use crate::config::{EncodeConfig, FitConfig, GanConfig, SelectConfig};
 use crate::data::io::{fingerprint, read_table};
 use crate::data::schema::Schema;
 use crate::data::table::check_frame;
@@ -77,6 +77,16 @@ pub struct FitArgs {
     /// Values each column's Gaussian mixture is fitted on, drawn at random from the column
     #[arg(long, default_value_t = EncodeConfig::default().mixture_sample)]
     pub mixture_sample: usize,
+    /// Score the generator's samples every N epochs and keep the best-scoring epoch's weights;
+    /// 0 keeps the last epoch [default: 50 checks per fit]
+    #[arg(long, value_name = "N")]
+    pub select_every: Option<usize>,
+    /// Rows generated per check (and the most training rows they are compared with)
+    #[arg(long, value_name = "N", default_value_t = SelectConfig::default().rows)]
+    pub select_rows: usize,
+    /// Stop after N checks in a row without a better score [default: train every epoch]
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
     /// Master seed; the same seed and data give the same model [default: drawn and reported]
     #[arg(long)]
     pub seed: Option<u64>,
@@ -112,6 +122,9 @@ impl FitArgs {
         config.gan.condition_weighting = self.condition_weighting;
         config.encode.max_categories = self.max_categories;
         config.encode.mixture_sample = self.mixture_sample;
+        config.select.every = self.select_every;
+        config.select.rows = self.select_rows;
+        config.select.patience = self.patience;
         config
     }
 }
@@ -220,16 +233,28 @@ pub(super) fn run(args: FitArgs, printer: Printer) -> anyhow::Result<()> {
     );
     let model = fit(&frame, &schema, &config, seed, data, &device, |metrics| {
         bar.set_position(metrics.epoch as u64);
+        let quality = metrics
+            .quality
+            .map_or_else(String::new, |quality| format!(" quality {quality:.3}"));
         bar.set_message(format!(
-            "generator {:+.3} critic {:+.3}",
+            "generator {:+.3} critic {:+.3}{quality}",
             metrics.generator_loss, metrics.critic_loss
         ));
         Ok(Control::Continue)
     })?;
     bar.finish_and_clear();
     model.save(&model_dir, args.force)?;
+    let kept = model
+        .manifest
+        .selected
+        .map_or_else(String::new, |selected| {
+            format!(
+                ", keeping epoch {} (sample quality {:.3})",
+                selected.epoch, selected.quality
+            )
+        });
     printer.status(&format!(
-        "Trained on {} rows for {} epochs in {:.1}s (seed {seed}); model written to `{}`",
+        "Trained on {} rows for {} epochs in {:.1}s (seed {seed}){kept}; model written to `{}`",
         model.manifest.data.rows,
         model.manifest.epochs_run,
         started.elapsed().as_secs_f64(),

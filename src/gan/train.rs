@@ -26,9 +26,10 @@ pub trait Adversarial {
     fn generator_step(&mut self) -> Result<f64>;
     /// Steps in one epoch.
     fn steps_per_epoch(&self) -> usize;
-    /// Runs after every epoch, before the observer: sample grids, health checks.
-    fn epoch_end(&mut self, _metrics: &EpochMetrics) -> Result<()> {
-        Ok(())
+    /// Runs after every epoch, before the observer: sample grids, health checks, scores
+    /// written into `metrics`. May end training.
+    fn epoch_end(&mut self, _metrics: &mut EpochMetrics) -> Result<Control> {
+        Ok(Control::Continue)
     }
 }
 
@@ -43,6 +44,9 @@ pub struct EpochMetrics {
     pub critic_loss: f64,
     /// Mean gradient penalty.
     pub penalty: f64,
+    /// Quality score of the generator's samples, on the epochs where it was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<f64>,
 }
 
 /// What the observer wants after an epoch.
@@ -93,15 +97,16 @@ pub fn train(
         }
         taken += steps;
         let critic_updates = (steps * schedule.critic_steps).max(1) as f64;
-        let metrics = EpochMetrics {
+        let mut metrics = EpochMetrics {
             epoch,
             generator_loss: generator / steps as f64,
             critic_loss: critic / critic_updates,
             penalty: penalty / critic_updates,
+            quality: None,
         };
+        let model_control = model.epoch_end(&mut metrics)?;
         history.push(metrics);
-        model.epoch_end(&metrics)?;
-        if observe(&metrics)? == Control::Stop {
+        if observe(&metrics)? == Control::Stop || model_control == Control::Stop {
             break;
         }
     }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::gan::checkpoint;
 use crate::gan::loss::{self, Objective};
 use crate::gan::optim::{Adam, AdamConfig};
-use crate::gan::train::{Adversarial, EpochMetrics, StepLosses};
+use crate::gan::train::{Adversarial, Control, EpochMetrics, StepLosses};
 use crate::rng::{Purpose, Stream, fill_normal, stream, substream};
 
 /// The format name written in every image model's manifest.
@@ -558,12 +558,12 @@ impl Adversarial for Trainer<'_> {
         (self.data.count / (config.batch_size * config.critic_steps)).max(1)
     }
 
-    fn epoch_end(&mut self, metrics: &EpochMetrics) -> Result<()> {
+    fn epoch_end(&mut self, metrics: &mut EpochMetrics) -> Result<Control> {
         let Some(monitor) = self.monitor.clone() else {
-            return Ok(());
+            return Ok(Control::Continue);
         };
         if monitor.every == 0 || !metrics.epoch.is_multiple_of(monitor.every) {
-            return Ok(());
+            return Ok(Control::Continue);
         }
         // The same noise every time, so grids from successive epochs are comparable.
         let (pixels, _) = self.model.sample(64, None, self.model.manifest.seed)?;
@@ -604,7 +604,7 @@ impl Adversarial for Trainer<'_> {
                 metrics.epoch, generated, real
             ));
         }
-        Ok(())
+        Ok(Control::Continue)
     }
 }
 

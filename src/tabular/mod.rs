@@ -6,6 +6,7 @@
 
 pub mod cond;
 pub mod ctgan;
+pub mod select;
 
 use std::path::Path;
 
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::gan::checkpoint;
 use crate::gan::train::{Control, EpochMetrics, Schedule, train};
 use ctgan::{Networks, Trainer};
+use select::{Selected, Selecting, Selector};
 
 /// The format name written in every tabular model's manifest.
 pub const FORMAT: &str = "synth-tabular-model";
@@ -108,6 +110,9 @@ pub struct Manifest {
     pub data: DataSummary,
     /// Epochs actually run.
     pub epochs_run: usize,
+    /// The checked epoch whose weights were kept; `None` when training kept the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected: Option<Selected>,
 }
 
 /// A trained tabular model.
@@ -167,7 +172,7 @@ pub fn fit(
 
     let networks = Networks::new(&config.gan, &encoder.layout, seed, device)?;
     let counts = discrete_counts(&encoder);
-    let mut trainer = Trainer::new(
+    let trainer = Trainer::new(
         &networks,
         &config.gan,
         &encoder.layout,
@@ -175,13 +180,37 @@ pub fn fit(
         &encoded,
         seed,
     )?;
+    let selector = Selector::new(
+        &config.select,
+        config.gan.epochs,
+        frame,
+        schema,
+        &networks,
+        &config.gan,
+        &encoder,
+        seed,
+    )?;
+    let mut selecting = Selecting {
+        model: trainer,
+        selector,
+    };
     let schedule = Schedule {
         epochs: config.gan.epochs,
         critic_steps: config.gan.critic_steps,
         max_steps: None,
     };
-    let history = train(&mut trainer, schedule, observe)?;
-    drop(trainer);
+    let history = train(&mut selecting, schedule, observe)?;
+    let selected = match selecting.selector {
+        Some(selector) => selector.finish()?,
+        None => None,
+    };
+    if let Some(selected) = selected {
+        tracing::info!(
+            epoch = selected.epoch,
+            quality = selected.quality,
+            "kept the weights of the best-scoring epoch"
+        );
+    }
 
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -192,6 +221,7 @@ pub fn fit(
         encoder,
         data,
         epochs_run: history.len(),
+        selected,
     };
     Ok(TabularModel {
         manifest,
