@@ -21,6 +21,17 @@ pub struct EncodeConfig {
     pub max_categories: usize,
     /// Integer columns with at most this many distinct values are inferred as categorical.
     pub categorical_max_distinct: usize,
+    /// A categorical value seen fewer than this many times is rare: it is not stored in the
+    /// model and never generated (1 keeps every value).
+    #[serde(default = "EncodeConfig::no_rare_protection")]
+    pub rare_below: u64,
+}
+
+impl EncodeConfig {
+    /// What models saved before rare values were protected did: keep every value.
+    fn no_rare_protection() -> u64 {
+        1
+    }
 }
 
 impl Default for EncodeConfig {
@@ -30,6 +41,7 @@ impl Default for EncodeConfig {
             mixture_sample: 20_000,
             max_categories: 100,
             categorical_max_distinct: 20,
+            rare_below: 5,
         }
     }
 }

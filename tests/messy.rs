@@ -116,3 +116,43 @@ fn messy_columns_come_back_in_their_types_with_their_nulls() {
             .all(|value| (0..500).contains(&value))
     );
 }
+
+#[test]
+fn rare_labels_are_neither_stored_nor_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    // 40 terminals seen 30 times each and 400 seen once or twice: the rare ones would point
+    // at the training rows that hold them.
+    let mut terminals: Vec<String> = (0..1200).map(|i| format!("T{:02}", i % 40)).collect();
+    terminals.extend((0..600).map(|i| format!("rare-{}", i % 400)));
+    let amounts: Vec<f64> = (0..terminals.len()).map(|i| (i % 97) as f64).collect();
+    let mut table = frame(vec![
+        Series::new("terminal".into(), terminals),
+        Series::new("amount".into(), amounts),
+    ]);
+    write_parquet(&dir.path().join("terminals.parquet"), &mut table);
+    success(
+        synth(dir.path()).args([
+            "fit",
+            "terminals.parquet",
+            "--epochs",
+            "2",
+            "--seed",
+            "1",
+            "--max-categories",
+            "20",
+        ]),
+        "fit: ",
+    );
+    success(
+        synth(dir.path()).args(["generate", "-n", "5000", "--seed", "2"]),
+        "generate: ",
+    );
+    let manifest =
+        std::fs::read_to_string(dir.path().join("terminals.synth-model/manifest.json")).unwrap();
+    assert!(!manifest.contains("rare-"), "the model stores rare values");
+    let synthetic = read_parquet(&dir.path().join("terminals.synthetic.parquet"));
+    let generated = synthetic.column("terminal").unwrap().str().unwrap();
+    assert!(generated.iter().flatten().all(|t| t.starts_with('T')));
+    // The 20 terminals beyond the kept ones still come back, through the "other" slot.
+    assert!(generated.n_unique().unwrap() > 20);
+}

@@ -74,6 +74,10 @@ pub struct FitArgs {
     /// share one "other" slot
     #[arg(long, default_value_t = EncodeConfig::default().max_categories)]
     pub max_categories: usize,
+    /// Categorical values seen fewer than N times are never stored in the model nor
+    /// generated; they share the "other" slot (1 keeps every value)
+    #[arg(long, value_name = "N", default_value_t = EncodeConfig::default().rare_below)]
+    pub rare_below: u64,
     /// Values each column's Gaussian mixture is fitted on, drawn at random from the column
     #[arg(long, default_value_t = EncodeConfig::default().mixture_sample)]
     pub mixture_sample: usize,
@@ -122,6 +126,7 @@ impl FitArgs {
         config.gan.condition_weighting = self.condition_weighting;
         config.encode.max_categories = self.max_categories;
         config.encode.mixture_sample = self.mixture_sample;
+        config.encode.rare_below = self.rare_below.max(1);
         config.select.every = self.select_every;
         config.select.rows = self.select_rows;
         config.select.patience = self.patience;

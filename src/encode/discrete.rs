@@ -6,13 +6,21 @@
 //! column with nulls gets a null slot. The one-hot width is therefore at most
 //! `max_categories + 2`, however many values the column has.
 //!
+//! Values seen fewer than `rare_below` times in training are rare: they never get a slot,
+//! are not stored in the model, and are never generated. They count towards the "other"
+//! slot, so the share of rows outside the kept values stays right, and "other" decodes to one
+//! of the values that are not rare. A rare value would otherwise point at the few training
+//! rows that hold it: a customer id seen twice, generated again, says that this customer is
+//! in the training data.
+//!
 //! Slot counts are kept: the conditional sampler draws categories by their log-frequency in
 //! training and by their frequency in generation.
 //!
 //! # Limitations
 //! - Values in the "other" slot are drawn independently of the rest of the row, so their
 //!   relation to other columns is lost; raise `max_categories` to keep more of it.
-//! - The rare values are stored in the model, so a rare label can reappear in synthetic data.
+//! - When every value of a column is rare (a tiny table), nothing could be generated, so the
+//!   values are kept as they are and a warning says so.
 
 use std::collections::HashMap;
 
@@ -126,7 +134,8 @@ impl Labels {
     }
 }
 
-/// The rare values that share the "other" slot, with their training counts.
+/// The values that share the "other" slot and that it decodes to, with their training
+/// counts; rare values are not among them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tail {
     /// The values.
@@ -151,8 +160,13 @@ pub struct DiscreteEncoder {
 }
 
 impl DiscreteEncoder {
-    /// Fits on a column's values, keeping at most `max_categories` labels in slots of their own.
-    pub fn fit(values: &[Option<Label>], max_categories: usize) -> DiscreteEncoder {
+    /// Fits on a column's values, keeping at most `max_categories` labels in slots of their own
+    /// and dropping the values seen fewer than `rare_below` times.
+    pub fn fit(
+        values: &[Option<Label>],
+        max_categories: usize,
+        rare_below: u64,
+    ) -> DiscreteEncoder {
         let mut counts: HashMap<&Label, u64> = HashMap::new();
         let mut nulls = 0u64;
         for value in values {
@@ -167,11 +181,16 @@ impl DiscreteEncoder {
             .first()
             .map(|(label, _)| (*label).clone())
             .unwrap_or(Label::Integer(0));
-        let split = by_count.len().min(max_categories.max(1));
-        let (kept, rest) = by_count.split_at(split);
+        // Sorted by count, so the rare values are the last ones; when all are rare, none is
+        // treated as rare, since the column could not be generated at all.
+        let common = by_count.partition_point(|&(_, count)| count >= rare_below);
+        let common = if common == 0 { by_count.len() } else { common };
+        let rare_rows: u64 = by_count[common..].iter().map(|&(_, count)| count).sum();
+        let split = common.min(max_categories.max(1));
+        let (kept, rest) = by_count[..common].split_at(split);
 
         let mut slot_counts: Vec<u64> = kept.iter().map(|(_, count)| *count).collect();
-        let tail = (!rest.is_empty()).then(|| {
+        let tail = (!rest.is_empty() || rare_rows > 0).then(|| {
             let mut running = 0;
             let cumulative = rest
                 .iter()
@@ -180,7 +199,7 @@ impl DiscreteEncoder {
                     running
                 })
                 .collect();
-            slot_counts.push(running);
+            slot_counts.push(running + rare_rows);
             let labels = rest.iter().map(|(label, _)| (*label).clone()).collect();
             Tail {
                 labels: Labels::from_labels(labels, &like),
@@ -237,7 +256,8 @@ impl DiscreteEncoder {
         }
     }
 
-    /// The value a slot decodes to; "other" draws a rare value by its frequency.
+    /// The value a slot decodes to. "Other" draws one of the values that share it by their
+    /// frequency; when all of those were rare, one of the kept values by theirs.
     pub fn decode(&self, slot: usize, rng: &mut Stream) -> Option<Label> {
         if slot < self.kept.len() {
             return self.kept.get(slot);
@@ -246,13 +266,23 @@ impl DiscreteEncoder {
             .tail
             .as_ref()
             .filter(|_| Some(slot) == self.other_slot())?;
-        let total = tail.cumulative.last().copied().unwrap_or(0);
+        let (labels, cumulative) = if tail.cumulative.is_empty() {
+            let mut running = 0;
+            let kept: Vec<u64> = self.counts[..self.kept.len()]
+                .iter()
+                .map(|count| {
+                    running += count;
+                    running
+                })
+                .collect();
+            (&self.kept, std::borrow::Cow::Owned(kept))
+        } else {
+            (&tail.labels, std::borrow::Cow::Borrowed(&tail.cumulative))
+        };
+        let total = cumulative.last().copied().unwrap_or(0);
         let draw = rng.random_range(0..total.max(1));
-        let position = tail
-            .cumulative
-            .partition_point(|&cumulative| cumulative <= draw);
-        tail.labels
-            .get(position.min(tail.labels.len().saturating_sub(1)))
+        let position = cumulative.partition_point(|&cumulative| cumulative <= draw);
+        labels.get(position.min(labels.len().saturating_sub(1)))
     }
 
     /// Resolves a value typed by the user (`--condition column=value`) to its slot.
@@ -320,7 +350,7 @@ mod tests {
     #[test]
     fn slots_are_most_frequent_first_with_other_and_null_last() {
         let values = text(&[Some("b"), Some("a"), Some("a"), Some("c"), None, Some("d")]);
-        let encoder = DiscreteEncoder::fit(&values, 2);
+        let encoder = DiscreteEncoder::fit(&values, 2, 1);
         assert_eq!(encoder.width(), 4);
         assert_eq!(encoder.kept, Labels::Text(vec!["a".into(), "b".into()]));
         assert_eq!(encoder.counts, vec![2, 1, 2, 1]);
@@ -333,8 +363,50 @@ mod tests {
     }
 
     #[test]
+    fn rare_values_are_neither_kept_nor_generated() {
+        // "a" ×6, "b" ×5, "c" ×5 and "d" ×5 are common at rare_below = 5; "e" ×2 and "f" ×1
+        // are rare.
+        let mut values = Vec::new();
+        for (label, count) in [("a", 6), ("b", 5), ("c", 5), ("d", 5), ("e", 2), ("f", 1)] {
+            values.extend(std::iter::repeat_n(Some(label), count));
+        }
+        let encoder = DiscreteEncoder::fit(&text(&values), 2, 5);
+        assert_eq!(encoder.kept, Labels::Text(vec!["a".into(), "b".into()]));
+        // "other" holds c and d and the rare rows' share.
+        assert_eq!(encoder.counts, vec![6, 5, 13]);
+        let tail = encoder.tail.as_ref().unwrap();
+        assert_eq!(tail.labels, Labels::Text(vec!["c".into(), "d".into()]));
+        let model = serde_json::to_string(&encoder).unwrap();
+        assert!(!model.contains("\"e\"") && !model.contains("\"f\""));
+        // Rare values still encode, into "other".
+        assert_eq!(encoder.slot(Some(&Label::Text("f".into()))), Some(2));
+        assert!(encoder.parse_condition("letter", "e").is_err());
+        let mut rng = stream(3, Purpose::Generate);
+        for _ in 0..200 {
+            let drawn = encoder.decode(2, &mut rng);
+            assert!(matches!(drawn, Some(Label::Text(t)) if t == "c" || t == "d"));
+        }
+
+        // With every value outside the kept ones rare, "other" decodes to a kept value.
+        let encoder = DiscreteEncoder::fit(&text(&values), 4, 5);
+        assert_eq!(encoder.counts, vec![6, 5, 5, 5, 3]);
+        assert!(encoder.tail.as_ref().unwrap().labels.is_empty());
+        for _ in 0..200 {
+            let drawn = encoder.decode(4, &mut rng).unwrap();
+            assert!(!matches!(&drawn, Label::Text(t) if t == "e" || t == "f"));
+        }
+    }
+
+    #[test]
+    fn a_column_of_rare_values_only_is_kept_whole() {
+        let encoder = DiscreteEncoder::fit(&text(&[Some("x"), Some("y"), Some("y")]), 10, 5);
+        assert_eq!(encoder.kept, Labels::Text(vec!["y".into(), "x".into()]));
+        assert!(encoder.tail.is_none());
+    }
+
+    #[test]
     fn unknown_condition_lists_valid_values() {
-        let encoder = DiscreteEncoder::fit(&text(&[Some("yes"), Some("no")]), 10);
+        let encoder = DiscreteEncoder::fit(&text(&[Some("yes"), Some("no")]), 10, 1);
         let error = encoder
             .parse_condition("answer", "maybe")
             .unwrap_err()

@@ -343,7 +343,17 @@ fn fit_column(
         return Ok(ColumnEncoder::Continuous(encoder));
     }
     let labels = labels_of(values, &spec.name)?;
-    let encoder = DiscreteEncoder::fit(&labels, config.max_categories);
+    let encoder = DiscreteEncoder::fit(&labels, config.max_categories, config.rare_below);
+    if encoder.counts[..encoder.kept.len()]
+        .iter()
+        .any(|&count| count < config.rare_below)
+    {
+        tracing::warn!(
+            column = %spec.name,
+            "every value is seen fewer than {} times; the values are kept and can reappear in generated rows",
+            config.rare_below
+        );
+    }
     if encoder.width() <= 1 {
         let value = labels.into_iter().flatten().next().map(FixedValue::Label);
         return Ok(ColumnEncoder::Fixed { value });

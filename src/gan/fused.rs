@@ -40,6 +40,21 @@ fn host(tensor: &Tensor) -> candle_core::Result<Vec<f32>> {
     tensor.flatten_all()?.to_vec1::<f32>()
 }
 
+/// Runs `f` on a tensor's values as one row-major slice: borrowed when the tensor is a
+/// contiguous `f32` tensor in host memory (the usual case in backward passes), copied
+/// otherwise.
+pub(crate) fn with_host<R>(tensor: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    {
+        let (storage, layout) = tensor.storage_and_layout();
+        if let (candle_core::Storage::Cpu(CpuStorage::F32(values)), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&values[start..end]));
+        }
+    }
+    Ok(f(&host(tensor)?))
+}
+
 /// Column sums of a row-major `[rows, width]` slice.
 fn column_sums(values: &[f32], width: usize) -> Vec<f32> {
     let mut sums = vec![0.0f32; width];
@@ -195,35 +210,42 @@ impl CustomOp3 for Linear {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (rows, inputs) = xs.dims2()?;
         let outputs = weight.dims2()?.0;
-        let grad_host = host(grad)?;
         let device = xs.device();
         let input_grad = if self.grads == LinearGrads::Weights {
             None
         } else {
             let mut out = vec![0.0f32; rows * inputs];
-            product(
-                &mut out,
-                (rows, inputs, outputs),
-                (&grad_host, outputs, 1),
-                (&host(weight)?, inputs, 1),
-            );
+            with_host(grad, |grad| {
+                with_host(weight, |weight| {
+                    product(
+                        &mut out,
+                        (rows, inputs, outputs),
+                        (grad, outputs, 1),
+                        (weight, inputs, 1),
+                    )
+                })
+            })??;
             Some(Tensor::from_vec(out, (rows, inputs), device)?)
         };
         let (weight_grad, bias_grad) = if self.grads == LinearGrads::Input {
             (None, None)
         } else {
             let mut out = vec![0.0f32; outputs * inputs];
-            // Gᵀ[o][r] = G[r][o]: row stride 1, column stride `outputs`.
-            product(
-                &mut out,
-                (outputs, inputs, rows),
-                (&grad_host, 1, outputs),
-                (&host(xs)?, inputs, 1),
-            );
-            let bias_grad = Tensor::from_vec(column_sums(&grad_host, outputs), outputs, device)?;
+            let sums = with_host(grad, |grad| {
+                with_host(xs, |xs| {
+                    // Gᵀ[o][r] = G[r][o]: row stride 1, column stride `outputs`.
+                    product(
+                        &mut out,
+                        (outputs, inputs, rows),
+                        (grad, 1, outputs),
+                        (xs, inputs, 1),
+                    )
+                })?;
+                candle_core::Result::Ok(column_sums(grad, outputs))
+            })??;
             (
                 Some(Tensor::from_vec(out, (outputs, inputs), device)?),
-                Some(bias_grad),
+                Some(Tensor::from_vec(sums, outputs, device)?),
             )
         };
         Ok((input_grad, weight_grad, bias_grad))
@@ -273,7 +295,8 @@ impl CustomOp2 for AddBias {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let width = bias.elem_count();
-        let bias_grad = Tensor::from_vec(column_sums(&host(grad)?, width), width, grad.device())?;
+        let sums = with_host(grad, |grad| column_sums(grad, width))?;
+        let bias_grad = Tensor::from_vec(sums, width, grad.device())?;
         Ok((Some(grad.clone()), Some(bias_grad)))
     }
 }
@@ -361,38 +384,44 @@ impl CustomOp3 for BatchNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (xs_host, gamma_host, grad_host) = (host(xs)?, host(gamma)?, host(grad)?);
+        let gamma_host = host(gamma)?;
         let width = gamma_host.len();
-        let rows = xs_host.len() / width;
-        let (mean, inverse) = statistics(&xs_host, width);
-        // x̂ = (x − μ)/σ; dβ = Σ dy; dγ = Σ dy·x̂; dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)).
-        let mut beta_grad = vec![0.0f32; width];
-        let mut gamma_grad = vec![0.0f32; width];
-        for (row, dy) in xs_host
-            .chunks_exact(width)
-            .zip(grad_host.chunks_exact(width))
-        {
-            for column in 0..width {
-                let normalised = (row[column] - mean[column]) * inverse[column];
-                beta_grad[column] += dy[column];
-                gamma_grad[column] += dy[column] * normalised;
+        let gradients = |xs_host: &[f32], grad_host: &[f32]| {
+            let rows = xs_host.len() / width;
+            let (mean, inverse) = statistics(xs_host, width);
+            // x̂ = (x − μ)/σ; dβ = Σ dy; dγ = Σ dy·x̂; dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)).
+            let mut beta_grad = vec![0.0f32; width];
+            let mut gamma_grad = vec![0.0f32; width];
+            for (row, dy) in xs_host
+                .chunks_exact(width)
+                .zip(grad_host.chunks_exact(width))
+            {
+                for column in 0..width {
+                    let normalised = (row[column] - mean[column]) * inverse[column];
+                    beta_grad[column] += dy[column];
+                    gamma_grad[column] += dy[column] * normalised;
+                }
             }
-        }
-        let mut xs_grad = vec![0.0f32; xs_host.len()];
-        for ((row, dy), out) in xs_host
-            .chunks_exact(width)
-            .zip(grad_host.chunks_exact(width))
-            .zip(xs_grad.chunks_exact_mut(width))
-        {
-            for column in 0..width {
-                let normalised = (row[column] - mean[column]) * inverse[column];
-                let mean_dy = beta_grad[column] / rows as f32;
-                let mean_dy_normalised = gamma_grad[column] / rows as f32;
-                out[column] = gamma_host[column]
-                    * inverse[column]
-                    * (dy[column] - mean_dy - normalised * mean_dy_normalised);
+            let mut xs_grad = vec![0.0f32; xs_host.len()];
+            for ((row, dy), out) in xs_host
+                .chunks_exact(width)
+                .zip(grad_host.chunks_exact(width))
+                .zip(xs_grad.chunks_exact_mut(width))
+            {
+                for column in 0..width {
+                    let normalised = (row[column] - mean[column]) * inverse[column];
+                    let mean_dy = beta_grad[column] / rows as f32;
+                    let mean_dy_normalised = gamma_grad[column] / rows as f32;
+                    out[column] = gamma_host[column]
+                        * inverse[column]
+                        * (dy[column] - mean_dy - normalised * mean_dy_normalised);
+                }
             }
-        }
+            (xs_grad, gamma_grad, beta_grad)
+        };
+        let (xs_grad, gamma_grad, beta_grad) = with_host(xs, |xs_host| {
+            with_host(grad, |grad_host| gradients(xs_host, grad_host))
+        })??;
         let device = xs.device();
         Ok((
             Some(Tensor::from_vec(xs_grad, xs.shape(), device)?),

@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp1, D, Layout, Shape, Tensor};
 
 use crate::encode::layout::{Activation, Span};
 use crate::error::Result;
-use crate::gan::fused::contiguous;
+use crate::gan::fused::{contiguous, with_host};
 
 /// Applies each span's activation: `tanh` on scalars, `softmax(x / tau)` on one-hot blocks.
 /// Adding Gumbel noise to the logits first makes this the Gumbel-softmax of CTGAN.
@@ -95,32 +95,34 @@ impl CustomOp1 for SpanActivation {
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let (rows, width) = res.dims2()?;
-        let outputs = res.flatten_all()?.to_vec1::<f32>()?;
-        let grads = grad_res.flatten_all()?.to_vec1::<f32>()?;
-        let mut grad_input = vec![0.0f32; outputs.len()];
-        for ((y, g), out) in outputs
-            .chunks_exact(width)
-            .zip(grads.chunks_exact(width))
-            .zip(grad_input.chunks_exact_mut(width))
-        {
-            for span in self.spans.iter() {
-                let range = span.offset..span.offset + span.width;
-                let (y, g, out) = (&y[range.clone()], &g[range.clone()], &mut out[range]);
-                match span.activation {
-                    Activation::Tanh => {
-                        for ((out, y), g) in out.iter_mut().zip(y).zip(g) {
-                            *out = g * (1.0 - y * y);
-                        }
-                    }
-                    Activation::Softmax => {
-                        let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
-                        for ((out, y), g) in out.iter_mut().zip(y).zip(g) {
-                            *out = y * (g - dot) / self.tau;
+        let mut grad_input = vec![0.0f32; rows * width];
+        with_host(res, |outputs| {
+            with_host(grad_res, |grads| {
+                for ((y, g), out) in outputs
+                    .chunks_exact(width)
+                    .zip(grads.chunks_exact(width))
+                    .zip(grad_input.chunks_exact_mut(width))
+                {
+                    for span in self.spans.iter() {
+                        let range = span.offset..span.offset + span.width;
+                        let (y, g, out) = (&y[range.clone()], &g[range.clone()], &mut out[range]);
+                        match span.activation {
+                            Activation::Tanh => {
+                                for ((out, y), g) in out.iter_mut().zip(y).zip(g) {
+                                    *out = g * (1.0 - y * y);
+                                }
+                            }
+                            Activation::Softmax => {
+                                let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                                for ((out, y), g) in out.iter_mut().zip(y).zip(g) {
+                                    *out = y * (g - dot) / self.tau;
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
+            })
+        })??;
         Ok(Some(Tensor::from_vec(
             grad_input,
             (rows, width),
@@ -230,20 +232,21 @@ impl CustomOp1 for ConditionalLoss {
             .to_scalar::<f32>()?
             / rows as f32;
         let mut grad = vec![0.0f32; rows * width];
-        let input = arg.flatten_all()?.to_vec1::<f32>()?;
-        for ((row, out), target) in input
-            .chunks_exact(width)
-            .zip(grad.chunks_exact_mut(width))
-            .zip(self.targets.iter())
-        {
-            let range = target.offset..target.offset + target.width;
-            let out = &mut out[range.clone()];
-            softmax_into(&row[range], 1.0, out);
-            out[target.slot] -= 1.0;
-            for value in out.iter_mut() {
-                *value *= scale;
+        with_host(arg, |input| {
+            for ((row, out), target) in input
+                .chunks_exact(width)
+                .zip(grad.chunks_exact_mut(width))
+                .zip(self.targets.iter())
+            {
+                let range = target.offset..target.offset + target.width;
+                let out = &mut out[range.clone()];
+                softmax_into(&row[range], 1.0, out);
+                out[target.slot] -= 1.0;
+                for value in out.iter_mut() {
+                    *value *= scale;
+                }
             }
-        }
+        })?;
         Ok(Some(Tensor::from_vec(grad, (rows, width), arg.device())?))
     }
 }

@@ -11,6 +11,7 @@
 use candle_core::{Tensor, Var};
 
 use crate::error::Result;
+use crate::gan::fused::with_host;
 use crate::gan::nn::Params;
 
 /// Adam's settings.
@@ -101,29 +102,27 @@ fn update_host(
     config: &AdamConfig,
     (step_size, second_correction): (f64, f64),
 ) -> Result<()> {
-    let mut theta = var
-        .as_tensor()
-        .flatten_all()?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1::<f32>()?;
-    let grad = grad
-        .flatten_all()?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1::<f32>()?;
     let (beta1, beta2) = (config.beta1 as f32, config.beta2 as f32);
     let (decay, epsilon) = (config.weight_decay as f32, config.epsilon as f32);
     let (step_size, second_scale) = (step_size as f32, (1.0 / second_correction) as f32);
-    for (((theta, grad), first), second) in theta
-        .iter_mut()
-        .zip(&grad)
-        .zip(first.iter_mut())
-        .zip(second.iter_mut())
-    {
-        let grad = grad + decay * *theta;
-        *first = beta1 * *first + (1.0 - beta1) * grad;
-        *second = beta2 * *second + (1.0 - beta2) * grad * grad;
-        *theta -= step_size * *first / ((*second * second_scale).sqrt() + epsilon);
-    }
+    let grad = grad.to_dtype(candle_core::DType::F32)?;
+    let theta = var.as_tensor().to_dtype(candle_core::DType::F32)?;
+    let theta = with_host(&theta, |theta| {
+        with_host(&grad, |grad| {
+            theta
+                .iter()
+                .zip(grad)
+                .zip(first.iter_mut())
+                .zip(second.iter_mut())
+                .map(|(((&theta, grad), first), second)| {
+                    let grad = grad + decay * theta;
+                    *first = beta1 * *first + (1.0 - beta1) * grad;
+                    *second = beta2 * *second + (1.0 - beta2) * grad * grad;
+                    theta - step_size * *first / ((*second * second_scale).sqrt() + epsilon)
+                })
+                .collect::<Vec<f32>>()
+        })
+    })??;
     let updated = Tensor::from_vec(theta, var.shape(), var.device())?.to_dtype(var.dtype())?;
     Ok(var.set(&updated)?)
 }
