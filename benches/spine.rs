@@ -16,13 +16,14 @@ use std::process::Command;
 use std::time::Instant;
 
 use rand_distr::{Distribution, Normal};
-use synth::config::{EncodeConfig, FitConfig};
+use synth::config::{EncodeConfig, FitConfig, SelectConfig};
 use synth::data::io::read_table;
 use synth::data::schema::{ColumnKind, ColumnSpec, Schema};
 use synth::data::table::ColumnValues;
 use synth::encode::TableEncoder;
 use synth::gan::train::Control;
 use synth::rng::{Purpose, stream};
+use synth::tabular::select::Selector;
 use synth::tabular::{DataSummary, fit};
 
 fn shared() -> PathBuf {
@@ -39,13 +40,17 @@ fn epochs() -> usize {
         .unwrap_or(5)
 }
 
-/// Seconds per epoch of synth on `path`, on 80% of its rows as the reference splits it.
-fn fit_seconds_per_epoch(path: &Path) -> (f64, usize) {
+/// Seconds per training epoch of synth on `path`, on 80% of its rows as the reference splits
+/// it, and the seconds one check of the kept epoch takes, which a default fit runs every
+/// `SelectConfig::interval(300)` epochs.
+fn fit_seconds_per_epoch(path: &Path) -> (f64, usize, f64) {
     let frame = read_table(path).expect("bench data");
     let train_rows = frame.height() * 4 / 5;
     let frame = frame.slice(0, train_rows);
     let mut config = FitConfig::default();
     config.gan.epochs = epochs();
+    // Training alone, as the reference has no checks; their cost is timed below.
+    config.select.every = Some(0);
     let schema = Schema::infer(&frame, &config.encode).expect("schema");
     let data = DataSummary {
         source: "bench".into(),
@@ -56,7 +61,7 @@ fn fit_seconds_per_epoch(path: &Path) -> (f64, usize) {
     };
     let mut times = Vec::new();
     let mut last = Instant::now();
-    fit(
+    let model = fit(
         &frame,
         &schema,
         &config,
@@ -76,9 +81,27 @@ fn fit_seconds_per_epoch(path: &Path) -> (f64, usize) {
     } else {
         &times[..]
     };
+    let manifest = &model.manifest;
+    let selector = Selector::new(
+        &SelectConfig::default(),
+        300,
+        &frame,
+        &schema,
+        &model.networks,
+        &manifest.config.gan,
+        &manifest.encoder,
+        1,
+    )
+    .expect("selector")
+    .expect("checks are on by default");
+    let started = Instant::now();
+    for _ in 0..3 {
+        selector.score().expect("check");
+    }
     (
         steady.iter().sum::<f64>() / steady.len() as f64,
         train_rows.div_ceil(500),
+        started.elapsed().as_secs_f64() / 3.0,
     )
 }
 
@@ -150,14 +173,16 @@ fn peak_child_rss_mib() -> f64 {
     usage.ru_maxrss as f64 / 1024.0
 }
 
-/// Runs the Python reference if it is installed; returns its JSON figures.
-fn reference(data: &Path) -> Option<serde_json::Value> {
+/// Runs the Python reference if it is installed, sampling `sample_rows` rows after the fit;
+/// returns its JSON figures.
+fn reference(data: &Path, sample_rows: usize) -> Option<serde_json::Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/ctgan_reference.py");
     let output =
         Command::new(std::env::var("SYNTH_REFERENCE_PYTHON").unwrap_or_else(|_| "python3".into()))
             .arg(script)
             .arg(data)
             .arg(epochs().to_string())
+            .arg(sample_rows.to_string())
             .output()
             .ok()?;
     if !output.status.success() {
@@ -180,23 +205,32 @@ fn main() {
     let data_dir = shared().join("datasets");
     // First, so that the peak RSS of finished children is synth's alone, not the reference's.
     let dir = tempfile::tempdir().expect("temp dir");
-    let (seconds, rss) = generate_million(dir.path(), &data_dir.join("default.parquet"));
+    let default_data = data_dir.join("default.parquet");
+    let (seconds, rss) = generate_million(dir.path(), &default_data);
+    let reference_sampling = reference(&default_data, 1_000_000)
+        .and_then(|figures| figures["sample_seconds"].as_f64())
+        .map_or_else(String::new, |r| {
+            format!("; the reference's CTGAN.sample(1000000): {r:.1} s, {:.1}x", r / seconds)
+        });
     println!(
-        "generate 1,000,000 rows (default.parquet model): {seconds:.1} s, peak RSS {rss:.0} MiB"
+        "generate 1,000,000 rows to Parquet (default.parquet model): {seconds:.1} s, peak RSS {rss:.0} MiB{reference_sampling}"
     );
     println!();
-    println!("| data | synth s/epoch | steps/epoch | reference s/epoch | speed-up |");
-    println!("|---|---|---|---|---|");
+    let interval = SelectConfig::default().interval(300);
+    println!(
+        "| data | synth s/epoch | steps/epoch | reference s/epoch | speed-up | one check (s), run every {interval} epochs in a 300-epoch fit |"
+    );
+    println!("|---|---|---|---|---|---|");
     for name in ["german_credit", "default", "adult"] {
         let path = data_dir.join(format!("{name}.parquet"));
-        let (seconds, steps) = fit_seconds_per_epoch(&path);
-        let reference = reference(&path);
+        let (seconds, steps, check) = fit_seconds_per_epoch(&path);
+        let reference = reference(&path, 100_000);
         let reference_epoch = reference
             .as_ref()
             .and_then(|r| r["seconds_per_epoch"].as_f64());
         let ratio = reference_epoch.map_or("-".into(), |r| format!("{:.1}x", r / seconds));
         let shown = reference_epoch.map_or("-".into(), |r| format!("{r:.3}"));
-        println!("| {name} | {seconds:.3} | {steps} | {shown} | {ratio} |");
+        println!("| {name} | {seconds:.3} | {steps} | {shown} | {ratio} | {check:.3} |");
     }
     println!();
     println!(

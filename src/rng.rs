@@ -6,12 +6,12 @@
 //! another, and the same seed on the same machine gives the same model and the same rows.
 
 use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha12Rng;
+use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use sha2::{Digest, Sha256};
 
 /// The generator behind every stream.
-pub type Stream = ChaCha12Rng;
+pub type Stream = ChaCha8Rng;
 
 /// The purposes that own a stream each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

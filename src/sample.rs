@@ -93,22 +93,25 @@ pub fn resolve_conditions(
     Ok(conditions)
 }
 
-/// The random streams one generation run draws from.
-pub struct Streams {
+/// What one generation run carries from batch to batch: the random streams it draws from
+/// and the generator's activation buffers.
+pub struct Run {
     condition: Stream,
     noise: Stream,
     gumbel: Stream,
     decode: Stream,
+    blocks: Vec<Vec<f32>>,
 }
 
-impl Streams {
-    /// The streams of a run seeded with `seed`.
-    pub fn new(seed: u64) -> Streams {
-        Streams {
+impl Run {
+    /// A run seeded with `seed`.
+    pub fn new(seed: u64) -> Run {
+        Run {
             condition: stream(seed, Purpose::Condition),
             noise: stream(seed, Purpose::Noise),
             gumbel: stream(seed, Purpose::Gumbel),
             decode: stream(seed, Purpose::Generate),
+            blocks: Vec::new(),
         }
     }
 }
@@ -149,7 +152,7 @@ pub fn batch(
     conditions: &[Condition],
     rows: usize,
     first_id: u64,
-    streams: &mut Streams,
+    run: &mut Run,
 ) -> Result<DataFrame> {
     let fixed: Vec<(usize, usize)> = conditions.iter().map(|c| (c.span, c.slot)).collect();
     let forced: Vec<(usize, Label)> = conditions
@@ -160,7 +163,7 @@ pub fn batch(
     // at a size where they are stable and cut.
     let generated = rows.max(1024);
     let cond = if fixed.is_empty() {
-        sampler.draw(generated, Weighting::Frequency, &mut streams.condition)
+        sampler.draw(generated, Weighting::Frequency, &mut run.condition)
     } else {
         sampler.fixed(generated, &fixed)
     };
@@ -171,15 +174,16 @@ pub fn batch(
         layout,
         &cond,
         generated,
-        &mut streams.noise,
-        &mut streams.gumbel,
+        &mut run.noise,
+        &mut run.gumbel,
+        &mut run.blocks,
     )?;
     source.encoder.decode(
         &activated[..rows * layout.data_dim],
         rows,
         first_id,
         &forced,
-        &mut streams.decode,
+        &mut run.decode,
     )
 }
 
@@ -197,12 +201,12 @@ pub fn generate(
     crate::flag_ensure!(rows > 0, "-n", "must be at least 1");
     let source = Source::of(model);
     let sampler = source.sampler();
-    let mut streams = Streams::new(seed);
+    let mut run = Run::new(seed);
     let batch_rows = config.batch_rows.max(1) as u64;
     let mut written = 0u64;
     while written < rows {
         let wanted = (rows - written).min(batch_rows) as usize;
-        let frame = batch(source, &sampler, conditions, wanted, written, &mut streams)?;
+        let frame = batch(source, &sampler, conditions, wanted, written, &mut run)?;
         writer.write(&frame)?;
         written += wanted as u64;
         progress(written);

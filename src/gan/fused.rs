@@ -121,9 +121,22 @@ fn product(
 /// [`product`] with the threading chosen by the caller.
 pub(crate) fn product_with(
     out: &mut [f32],
+    dims: (usize, usize, usize),
+    a: (&[f32], usize, usize),
+    b: (&[f32], usize, usize),
+    parallelism: Parallelism,
+) {
+    product_into(out, dims, a, b, false, parallelism);
+}
+
+/// [`product_with`] that adds the product to `out` when `accumulate`, instead of
+/// overwriting it.
+pub(crate) fn product_into(
+    out: &mut [f32],
     (m, n, k): (usize, usize, usize),
     a: (&[f32], usize, usize),
     b: (&[f32], usize, usize),
+    accumulate: bool,
     parallelism: Parallelism,
 ) {
     assert!(out.len() >= m * n, "product output too small");
@@ -146,20 +159,70 @@ pub(crate) fn product_with(
             out.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            accumulate,
             a.0.as_ptr(),
             a.2 as isize,
             a.1 as isize,
             b.0.as_ptr(),
             b.2 as isize,
             b.1 as isize,
-            0.0,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
             false,
             parallelism,
         );
+    }
+}
+
+/// A linear layer, `out = [x₁ | x₂ | …] Wᵀ + b`, on host memory, reading an input held as
+/// separate column blocks (`rows × widths[i]` each) without concatenating them: each block
+/// meets its own columns of `weight` (`[outputs, Σ widths]`).
+pub(crate) fn linear_blocks(
+    out: &mut Vec<f32>,
+    rows: usize,
+    blocks: &[&[f32]],
+    weight: &[f32],
+    bias: &[f32],
+) {
+    let outputs = bias.len();
+    let inputs = weight.len() / outputs.max(1);
+    out.clear();
+    out.resize(rows * outputs, 0.0);
+    let mut column = 0;
+    for (index, block) in blocks.iter().enumerate() {
+        let width = block.len() / rows.max(1);
+        // Wᵀ restricted to this block's columns: row stride 1, column stride `inputs`.
+        product_into(
+            out,
+            (rows, outputs, width),
+            (block, width, 1),
+            (&weight[column..], 1, inputs),
+            index > 0,
+            parallelism(),
+        );
+        column += width;
+    }
+    assert_eq!(column, inputs, "blocks do not cover the layer's inputs");
+    for row in out.chunks_exact_mut(outputs) {
+        for (value, b) in row.iter_mut().zip(bias) {
+            *value += b;
+        }
+    }
+}
+
+/// Batch normalisation with the batch's statistics followed by ReLU, in place on host
+/// memory: the same values as [`batch_norm`] then `relu`.
+pub(crate) fn batch_norm_relu_in_place(xs: &mut [f32], gamma: &[f32], beta: &[f32]) {
+    let width = gamma.len();
+    let (mean, inverse) = statistics(xs, width);
+    for row in xs.chunks_exact_mut(width) {
+        for column in 0..width {
+            let value =
+                (row[column] - mean[column]) * inverse[column] * gamma[column] + beta[column];
+            row[column] = value.max(0.0);
+        }
     }
 }
 

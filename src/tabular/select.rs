@@ -22,7 +22,7 @@ use crate::gan::train::{Adversarial, Control, EpochMetrics, StepLosses};
 use crate::report::fidelity;
 use crate::report::prepare::{Input, prepare};
 use crate::rng::{Purpose, stream};
-use crate::sample::{Source, Streams, batch};
+use crate::sample::{Run, Source, batch};
 use crate::tabular::ctgan::Networks;
 
 /// The check that scored best.
@@ -96,9 +96,9 @@ impl<'a> Selector<'a> {
 
     /// The quality score of the generator as it is now.
     pub fn score(&self) -> Result<f64> {
-        let mut streams = Streams::new(self.seed);
+        let mut run = Run::new(self.seed);
         let sampler = self.source.sampler();
-        let synthetic = batch(self.source, &sampler, &[], self.rows, 0, &mut streams)?;
+        let synthetic = batch(self.source, &sampler, &[], self.rows, 0, &mut run)?;
         let tables = prepare(
             self.schema,
             Input {
