@@ -210,7 +210,10 @@ fn main() {
     let reference_sampling = reference(&default_data, 1_000_000)
         .and_then(|figures| figures["sample_seconds"].as_f64())
         .map_or_else(String::new, |r| {
-            format!("; the reference's CTGAN.sample(1000000): {r:.1} s, {:.1}x", r / seconds)
+            format!(
+                "; the reference's CTGAN.sample(1000000): {r:.1} s, {:.1}x",
+                r / seconds
+            )
         });
     println!(
         "generate 1,000,000 rows to Parquet (default.parquet model): {seconds:.1} s, peak RSS {rss:.0} MiB{reference_sampling}"

@@ -20,7 +20,7 @@ use crate::encode::{ColumnEncoder, TableEncoder};
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, Stream, stream};
 use crate::tabular::cond::{CondSampler, Weighting};
-use crate::tabular::ctgan::{Networks, generate_rows};
+use crate::tabular::ctgan::{Generation, Networks, generate_rows};
 use crate::tabular::{TabularModel, discrete_counts};
 
 /// A condition resolved against a model: the column, its discrete span and slot, and the value
@@ -97,10 +97,8 @@ pub fn resolve_conditions(
 /// and the generator's activation buffers.
 pub struct Run {
     condition: Stream,
-    noise: Stream,
-    gumbel: Stream,
+    generation: Generation,
     decode: Stream,
-    blocks: Vec<Vec<f32>>,
 }
 
 impl Run {
@@ -108,10 +106,11 @@ impl Run {
     pub fn new(seed: u64) -> Run {
         Run {
             condition: stream(seed, Purpose::Condition),
-            noise: stream(seed, Purpose::Noise),
-            gumbel: stream(seed, Purpose::Gumbel),
+            generation: Generation::new(
+                stream(seed, Purpose::Noise),
+                stream(seed, Purpose::Gumbel),
+            ),
             decode: stream(seed, Purpose::Generate),
-            blocks: Vec::new(),
         }
     }
 }
@@ -174,9 +173,7 @@ pub fn batch(
         layout,
         &cond,
         generated,
-        &mut run.noise,
-        &mut run.gumbel,
-        &mut run.blocks,
+        &mut run.generation,
     )?;
     source.encoder.decode(
         &activated[..rows * layout.data_dim],

@@ -474,6 +474,27 @@ fn scalar(tensor: &Tensor) -> Result<f64> {
     Ok(f64::from(tensor.to_dtype(DType::F32)?.to_scalar::<f32>()?))
 }
 
+/// What generation keeps between batches of [`generate_rows`]: its noise streams and the
+/// generator's activation buffers.
+pub struct Generation {
+    /// Draws the generator's input noise.
+    pub noise: Stream,
+    /// Draws the Gumbel noise that picks categories.
+    pub gumbel: Stream,
+    blocks: Vec<Vec<f32>>,
+}
+
+impl Generation {
+    /// Generation state drawing from the given streams.
+    pub fn new(noise: Stream, gumbel: Stream) -> Generation {
+        Generation {
+            noise,
+            gumbel,
+            blocks: Vec::new(),
+        }
+    }
+}
+
 /// Generates `rows` activated rows (host, row-major): tanh scalars, and one-hot blocks whose
 /// largest entry is a draw from the generator's categorical distribution (logits plus Gumbel
 /// noise).
@@ -483,10 +504,13 @@ pub fn generate_rows(
     layout: &Layout,
     cond: &CondBatch,
     rows: usize,
-    noise: &mut Stream,
-    gumbel_rng: &mut Stream,
-    blocks: &mut Vec<Vec<f32>>,
+    state: &mut Generation,
 ) -> Result<Vec<f32>> {
+    let Generation {
+        noise,
+        gumbel: gumbel_rng,
+        blocks,
+    } = state;
     let width = config.noise_dim + layout.cond_dim;
     let mut input = vec![0.0f32; rows * width];
     for (row, line) in input.chunks_exact_mut(width).enumerate() {
