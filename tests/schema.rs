@@ -177,3 +177,31 @@ fn numbers_stored_as_strings_follow_the_schema() {
         &DataType::Float64
     );
 }
+
+#[test]
+fn a_schema_may_leave_columns_of_the_file_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = datasets().join("german_credit.parquet");
+    let output = success(
+        synth(dir.path()).args(["schema", "infer"]).arg(&data),
+        "schema infer: ",
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let telephone =
+        "[[columns]]\nname = \"telephone\"\nkind = \"categorical\"\ndtype = \"Utf8\"\n\n";
+    assert!(text.contains(telephone));
+    std::fs::write(dir.path().join("s.toml"), text.replace(telephone, "")).unwrap();
+    success(
+        synth(dir.path()).arg("fit").arg(&data).args([
+            "--schema", "s.toml", "--epochs", "2", "--seed", "1", "--model", "m",
+        ]),
+        "fit: ",
+    );
+    success(
+        synth(dir.path()).args(["generate", "-n", "50", "--model", "m", "--out", "o.parquet"]),
+        "generate: ",
+    );
+    let synthetic = read_parquet(&dir.path().join("o.parquet"));
+    assert!(synthetic.column("telephone").is_err());
+    assert_eq!(synthetic.width(), read_parquet(&data).width() - 1);
+}

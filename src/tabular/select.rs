@@ -70,7 +70,11 @@ impl<'a> Selector<'a> {
         let mut picked = rand::seq::index::sample(&mut rng, frame.height(), rows).into_vec();
         picked.sort_unstable();
         let picked: Vec<IdxSize> = picked.into_iter().map(|row| row as IdxSize).collect();
-        let real = frame.take(&IdxCa::from_vec("row".into(), picked))?;
+        // Only the schema's columns are modelled; a schema may leave some of the file out.
+        let names = schema.columns.iter().map(|spec| spec.name.as_str());
+        let real = frame
+            .select(names)?
+            .take(&IdxCa::from_vec("row".into(), picked))?;
         Ok(Some(Selector {
             source: Source {
                 networks,
@@ -196,7 +200,18 @@ impl<M: Adversarial> Adversarial for Selecting<'_, M> {
         let Some(selector) = &mut self.selector else {
             return Ok(control);
         };
-        let (quality, stop) = selector.check(metrics.epoch)?;
+        let (quality, stop) = match selector.check(metrics.epoch) {
+            Ok(checked) => checked,
+            Err(error) => {
+                // A fit is worth more than its checks: train on and keep the last epoch.
+                tracing::warn!(
+                    epoch = metrics.epoch,
+                    "could not score the generated rows ({error}); checks are off for this fit and the last epoch's weights are kept"
+                );
+                self.selector = None;
+                return Ok(control);
+            }
+        };
         metrics.quality = quality;
         Ok(if control == Control::Stop || stop == Control::Stop {
             Control::Stop
