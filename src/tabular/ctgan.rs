@@ -286,6 +286,8 @@ pub struct Trainer<'a> {
     critic_optimiser: Adam,
     streams: TrainStreams,
     buffers: [Vec<f32>; 3],
+    /// The generator's activation blocks for its host forward.
+    blocks: Vec<Vec<f32>>,
 }
 
 struct TrainStreams {
@@ -333,6 +335,7 @@ impl<'a> Trainer<'a> {
                 gumbel: stream(seed, Purpose::Gumbel),
             },
             buffers: Default::default(),
+            blocks: Vec::new(),
         })
     }
 
@@ -354,10 +357,18 @@ impl<'a> Trainer<'a> {
             input_buffer,
             device,
         )?;
-        let mut raw = self.networks.generator.forward(&input)?;
-        if detach {
-            raw = raw.detach();
-        }
+        let raw = if detach && device.is_cpu() {
+            // No gradient flows back into the generator: the copy-free host forward will do.
+            let raw = self
+                .networks
+                .generator
+                .forward_host(input_buffer, rows, &mut self.blocks)?;
+            Tensor::from_vec(raw, (rows, self.data_dim), device)?
+        } else if detach {
+            self.networks.generator.forward(&input)?.detach()
+        } else {
+            self.networks.generator.forward(&input)?
+        };
         gumbel_noise(
             &self.spans,
             rows,
