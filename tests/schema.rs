@@ -205,3 +205,20 @@ fn a_schema_may_leave_columns_of_the_file_out() {
     assert!(synthetic.column("telephone").is_err());
     assert_eq!(synthetic.width(), read_parquet(&data).width() - 1);
 }
+
+#[test]
+fn text_that_never_repeats_is_a_key_whatever_its_name() {
+    let kinds = |rows: usize| {
+        let hashes: Vec<String> = (0..rows).map(|i| format!("{:016x}", i * 7919)).collect();
+        let colours: Vec<&str> = (0..rows).map(|i| ["red", "blue"][i % 2]).collect();
+        let table = frame(vec![
+            Series::new("trans_num".into(), hashes),
+            Series::new("colour".into(), colours),
+        ]);
+        let schema = Schema::infer(&table, &EncodeConfig::default()).unwrap();
+        (schema.columns[0].kind, schema.columns[1].kind)
+    };
+    assert_eq!(kinds(200), (ColumnKind::Id, ColumnKind::Categorical));
+    // A handful of distinct labels in a tiny table are more likely categories.
+    assert_eq!(kinds(2), (ColumnKind::Categorical, ColumnKind::Categorical));
+}

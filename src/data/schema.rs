@@ -8,7 +8,10 @@
 //! Inference rules, in order:
 //! - dates and timestamps are `datetime`;
 //! - a string or integer column whose values are all distinct and non-null, and whose name reads
-//!   like a key (`id`, `..._id`, `...ID`), is `id`: regenerated unique, not learned;
+//!   like a key (`id`, `..._id`, `...ID`), is `id`: regenerated unique, not learned; so is a
+//!   string column of at least `UNIQUE_TEXT_KEY_ROWS` rows whose values are all distinct,
+//!   whatever its name (transaction hashes, account names), since its values cannot be
+//!   learned and generating them would copy them;
 //! - strings and booleans are `categorical`; so are integer columns with at most
 //!   `categorical_max_distinct` distinct values, and integer columns named like an id
 //!   (`CUSTOMER_ID`), which are labels, not quantities;
@@ -187,6 +190,10 @@ impl Schema {
     }
 }
 
+/// A text column whose values are all distinct is inferred as a key from this many rows on;
+/// below, a few distinct labels are more likely categories of a tiny table.
+pub const UNIQUE_TEXT_KEY_ROWS: usize = 20;
+
 fn infer_kind(
     series: &polars::prelude::Series,
     name: &str,
@@ -205,6 +212,11 @@ fn infer_kind(
     let distinct = series.n_unique()?;
     let all_distinct = series.null_count() == 0 && distinct == series.len() && series.len() > 1;
     if all_distinct && looks_like_key(name) {
+        return Ok(ColumnKind::Id);
+    }
+    // Text that never repeats (transaction hashes, customer names) cannot be learned as a
+    // category, and reproducing its values would copy them: it is a key whatever its name.
+    if all_distinct && dtype == &DataType::String && series.len() >= UNIQUE_TEXT_KEY_ROWS {
         return Ok(ColumnKind::Id);
     }
     if dtype == &DataType::String {
