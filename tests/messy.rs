@@ -156,3 +156,33 @@ fn rare_labels_are_neither_stored_nor_generated() {
     // The 20 terminals beyond the kept ones still come back, through the "other" slot.
     assert!(generated.n_unique().unwrap() > 20);
 }
+
+#[test]
+fn text_whose_values_are_all_rare_comes_back_as_new_values() {
+    let dir = tempfile::tempdir().unwrap();
+    // 300 customers with two or three rows each: every name is rare.
+    let names: Vec<String> = (0..750).map(|i| format!("name-{}", i % 300)).collect();
+    let amounts: Vec<f64> = (0..names.len()).map(|i| (i % 89) as f64).collect();
+    let mut table = frame(vec![
+        Series::new("customer".into(), names),
+        Series::new("amount".into(), amounts),
+    ]);
+    write_parquet(&dir.path().join("names.parquet"), &mut table);
+    success(
+        synth(dir.path()).args(["fit", "names.parquet", "--epochs", "1", "--seed", "1"]),
+        "fit: ",
+    );
+    success(
+        synth(dir.path()).args(["generate", "-n", "2000", "--seed", "2"]),
+        "generate: ",
+    );
+    let synthetic = read_parquet(&dir.path().join("names.synthetic.parquet"));
+    let generated = synthetic.column("customer").unwrap().str().unwrap();
+    assert_eq!(generated.null_count(), 0);
+    assert!(
+        generated
+            .iter()
+            .flatten()
+            .all(|name| !name.starts_with("name-"))
+    );
+}

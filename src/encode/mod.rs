@@ -23,7 +23,7 @@ use crate::data::table::ColumnValues;
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, Stream, substream};
 use continuous::ContinuousEncoder;
-use discrete::{DiscreteEncoder, Label};
+use discrete::{DiscreteEncoder, Label, Labels};
 use layout::{Activation, Layout};
 
 /// How one column is encoded.
@@ -344,10 +344,19 @@ fn fit_column(
     }
     let labels = labels_of(values, &spec.name)?;
     let encoder = DiscreteEncoder::fit(&labels, config.max_categories, config.rare_below);
+    // The encoder keeps rare values only when all of them are rare.
     if encoder.counts[..encoder.kept.len()]
         .iter()
         .any(|&count| count < config.rare_below)
     {
+        if matches!(encoder.kept, Labels::Text(_)) {
+            tracing::warn!(
+                column = %spec.name,
+                "every value is seen fewer than {} times, so none can be generated without copying it; the column gets new unique values instead (`--rare-below 1` keeps the values)",
+                config.rare_below
+            );
+            return Ok(ColumnEncoder::Id);
+        }
         tracing::warn!(
             column = %spec.name,
             "every value is seen fewer than {} times; the values are kept and can reappear in generated rows",
