@@ -20,9 +20,9 @@
 //! - Values in the "other" slot are drawn independently of the rest of the row, so their
 //!   relation to other columns is lost; raise `max_categories` to keep more of it.
 //! - When every value of a column is rare, nothing could be generated: [`DiscreteEncoder::fit`]
-//!   then keeps the values, and the table encoder replaces a text column by new unique values
-//!   (customer names seen two to four times each come back as fresh keys); an integer or
-//!   boolean column (a tiny table) keeps its values, with a warning.
+//!   then keeps the values, and the table encoder replaces a text or integer column by new
+//!   unique values (customer names or ids seen two to four times each come back as fresh
+//!   keys); a boolean column (a table of a few rows) keeps its values, with a warning.
 
 use std::collections::HashMap;
 

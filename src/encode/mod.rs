@@ -349,7 +349,7 @@ fn fit_column(
         .iter()
         .any(|&count| count < config.rare_below)
     {
-        if matches!(encoder.kept, Labels::Text(_)) {
+        if matches!(encoder.kept, Labels::Text(_) | Labels::Integers(_)) {
             tracing::warn!(
                 column = %spec.name,
                 "every value is seen fewer than {} times, so none can be generated without copying it; the column gets new unique values instead (`--rare-below 1` keeps the values)",
