@@ -159,6 +159,10 @@ pub struct DiscreteEncoder {
     pub counts: Vec<u64>,
     #[serde(skip)]
     index: HashMap<Label, usize>,
+    /// Cumulative counts of the kept slots, which "other" decodes by when every value
+    /// sharing it was rare.
+    #[serde(skip)]
+    kept_cumulative: Vec<u64>,
 }
 
 impl DiscreteEncoder {
@@ -222,18 +226,27 @@ impl DiscreteEncoder {
             nullable,
             counts: slot_counts,
             index: HashMap::new(),
+            kept_cumulative: Vec::new(),
         };
         encoder.build_index();
         encoder
     }
 
-    /// Rebuilds the label lookup after deserialising.
+    /// Rebuilds the label lookup and the kept slots' cumulative counts after deserialising.
     pub fn build_index(&mut self) {
         self.index = self
             .kept
             .iter()
             .enumerate()
             .map(|(slot, label)| (label, slot))
+            .collect();
+        let mut running = 0;
+        self.kept_cumulative = self.counts[..self.kept.len()]
+            .iter()
+            .map(|count| {
+                running += count;
+                running
+            })
             .collect();
     }
 
@@ -269,17 +282,9 @@ impl DiscreteEncoder {
             .as_ref()
             .filter(|_| Some(slot) == self.other_slot())?;
         let (labels, cumulative) = if tail.cumulative.is_empty() {
-            let mut running = 0;
-            let kept: Vec<u64> = self.counts[..self.kept.len()]
-                .iter()
-                .map(|count| {
-                    running += count;
-                    running
-                })
-                .collect();
-            (&self.kept, std::borrow::Cow::Owned(kept))
+            (&self.kept, &self.kept_cumulative)
         } else {
-            (&tail.labels, std::borrow::Cow::Borrowed(&tail.cumulative))
+            (&tail.labels, &tail.cumulative)
         };
         let total = cumulative.last().copied().unwrap_or(0);
         let draw = rng.random_range(0..total.max(1));

@@ -189,10 +189,13 @@ pub(crate) fn linear_blocks(
     let outputs = bias.len();
     let inputs = weight.len() / outputs.max(1);
     out.clear();
+    if rows == 0 {
+        return;
+    }
     out.resize(rows * outputs, 0.0);
     let mut column = 0;
     for (index, block) in blocks.iter().enumerate() {
-        let width = block.len() / rows.max(1);
+        let width = block.len() / rows;
         // Wᵀ restricted to this block's columns: row stride 1, column stride `inputs`.
         product_into(
             out,
@@ -245,22 +248,10 @@ impl CustomOp3 for Linear {
             contiguous(s2, l2)?,
             contiguous(s3, l3)?,
         );
-        let (rows, inputs) = l1.shape().dims2()?;
-        let outputs = bias.len();
-        let mut out = vec![0.0f32; rows * outputs];
-        // Wᵀ[i][o] = W[o][i]: row stride 1, column stride `inputs`.
-        product(
-            &mut out,
-            (rows, outputs, inputs),
-            (xs, inputs, 1),
-            (weight, 1, inputs),
-        );
-        for row in out.chunks_exact_mut(outputs) {
-            for (value, b) in row.iter_mut().zip(bias) {
-                *value += b;
-            }
-        }
-        Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
+        let rows = l1.shape().dims2()?.0;
+        let mut out = Vec::new();
+        linear_blocks(&mut out, rows, &[xs], weight, bias);
+        Ok((CpuStorage::F32(out), Shape::from((rows, bias.len()))))
     }
 
     fn bwd(

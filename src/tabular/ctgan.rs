@@ -221,25 +221,23 @@ impl Networks {
     }
 }
 
-/// Builds generator inputs: noise followed by the conditional vector, row by row.
-fn generator_input(
+/// Fills `buffer` with generator inputs: noise followed by the conditional vector, row by
+/// row (`rows × (noise_dim + cond_dim)`).
+fn fill_generator_input(
     config: &GanConfig,
     cond_dim: usize,
     cond: &CondBatch,
     rows: usize,
     rng: &mut Stream,
     buffer: &mut Vec<f32>,
-    device: &Device,
-) -> Result<Tensor> {
+) {
     let width = config.noise_dim + cond_dim;
     buffer.resize(rows * width, 0.0);
-    for row in 0..rows {
-        let line = &mut buffer[row * width..(row + 1) * width];
+    for (row, line) in buffer.chunks_exact_mut(width).enumerate() {
         fill_normal(rng, &mut line[..config.noise_dim]);
         line[config.noise_dim..]
             .copy_from_slice(&cond.vectors[row * cond_dim..(row + 1) * cond_dim]);
     }
-    Ok(Tensor::from_slice(buffer, (rows, width), device)?)
 }
 
 /// Fills `buffer` with Gumbel noise on softmax positions and zeros on tanh positions.
@@ -348,15 +346,14 @@ impl<'a> Trainer<'a> {
         let device = self.networks.device();
         let rows = self.batch_size();
         let [input_buffer, gumbel_buffer, _] = &mut self.buffers;
-        let input = generator_input(
+        fill_generator_input(
             self.config,
             self.cond_dim,
             cond,
             rows,
             &mut self.streams.noise,
             input_buffer,
-            device,
-        )?;
+        );
         let raw = if detach && device.is_cpu() {
             // No gradient flows back into the generator: the copy-free host forward will do.
             let raw = self
@@ -364,10 +361,11 @@ impl<'a> Trainer<'a> {
                 .generator
                 .forward_host(input_buffer, rows, &mut self.blocks)?;
             Tensor::from_vec(raw, (rows, self.data_dim), device)?
-        } else if detach {
-            self.networks.generator.forward(&input)?.detach()
         } else {
-            self.networks.generator.forward(&input)?
+            let width = self.config.noise_dim + self.cond_dim;
+            let input = Tensor::from_slice(input_buffer, (rows, width), device)?;
+            let raw = self.networks.generator.forward(&input)?;
+            if detach { raw.detach() } else { raw }
         };
         gumbel_noise(
             &self.spans,
@@ -523,12 +521,8 @@ pub fn generate_rows(
         blocks,
     } = state;
     let width = config.noise_dim + layout.cond_dim;
-    let mut input = vec![0.0f32; rows * width];
-    for (row, line) in input.chunks_exact_mut(width).enumerate() {
-        fill_normal(noise, &mut line[..config.noise_dim]);
-        line[config.noise_dim..]
-            .copy_from_slice(&cond.vectors[row * layout.cond_dim..(row + 1) * layout.cond_dim]);
-    }
+    let mut input = Vec::new();
+    fill_generator_input(config, layout.cond_dim, cond, rows, noise, &mut input);
     let mut values = if networks.device().is_cpu() {
         networks.generator.forward_host(&input, rows, blocks)?
     } else {

@@ -23,6 +23,7 @@ use crate::report::fidelity;
 use crate::report::prepare::{Input, prepare};
 use crate::rng::{Purpose, stream};
 use crate::sample::{Run, Source, batch};
+use crate::tabular::cond::CondSampler;
 use crate::tabular::ctgan::Networks;
 
 /// The check that scored best.
@@ -37,6 +38,7 @@ pub struct Selected {
 /// Scores the generator during training and keeps the best weights.
 pub struct Selector<'a> {
     source: Source<'a>,
+    sampler: CondSampler,
     schema: &'a Schema,
     real: DataFrame,
     rows: usize,
@@ -75,12 +77,14 @@ impl<'a> Selector<'a> {
         let real = frame
             .select(names)?
             .take(&IdxCa::from_vec("row".into(), picked))?;
+        let source = Source {
+            networks,
+            gan,
+            encoder,
+        };
         Ok(Some(Selector {
-            source: Source {
-                networks,
-                gan,
-                encoder,
-            },
+            source,
+            sampler: source.sampler(),
             schema,
             real,
             rows,
@@ -101,8 +105,7 @@ impl<'a> Selector<'a> {
     /// The quality score of the generator as it is now.
     pub fn score(&self) -> Result<f64> {
         let mut run = Run::new(self.seed);
-        let sampler = self.source.sampler();
-        let synthetic = batch(self.source, &sampler, &[], self.rows, 0, &mut run)?;
+        let synthetic = batch(self.source, &self.sampler, &[], self.rows, 0, &mut run)?;
         let tables = prepare(
             self.schema,
             Input {
