@@ -133,7 +133,7 @@ fn encoder_fit_seconds() -> f64 {
 
 /// Wall seconds and peak RSS (MiB) of `synth generate -n 1000000` from a model fitted on
 /// default.parquet.
-fn generate_million(dir: &Path, data: &Path) -> (f64, f64) {
+fn generate_million(dir: &Path, data: &Path, threads: usize) -> (f64, f64) {
     let binary = env!("CARGO_BIN_EXE_synth");
     let status = Command::new(binary)
         .current_dir(dir)
@@ -146,6 +146,7 @@ fn generate_million(dir: &Path, data: &Path) -> (f64, f64) {
     let started = Instant::now();
     let status = Command::new(binary)
         .current_dir(dir)
+        .args(["--threads", &threads.to_string()])
         .args([
             "-q",
             "generate",
@@ -198,15 +199,27 @@ fn reference(data: &Path, sample_rows: usize) -> Option<serde_json::Value> {
     serde_json::from_slice(&output.stdout).ok()
 }
 
+/// The compute threads of this run: `RAYON_NUM_THREADS`, else every core. Read it before
+/// [`synth::threads::configure`], which sets the variable to 1 for candle.
+fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return;
     }
+    let threads = threads();
+    synth::threads::configure(threads);
+    println!("synth compute threads: {threads} (the reference: one torch thread)");
     let data_dir = shared().join("datasets");
     // First, so that the peak RSS of finished children is synth's alone, not the reference's.
     let dir = tempfile::tempdir().expect("temp dir");
     let default_data = data_dir.join("default.parquet");
-    let (seconds, rss) = generate_million(dir.path(), &default_data);
+    let (seconds, rss) = generate_million(dir.path(), &default_data, threads);
     let reference_sampling = reference(&default_data, 1_000_000)
         .and_then(|figures| figures["sample_seconds"].as_f64())
         .map_or_else(String::new, |r| {

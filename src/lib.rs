@@ -32,5 +32,6 @@ pub mod report;
 pub mod rng;
 pub mod sample;
 pub mod tabular;
+pub mod threads;
 
 pub use error::{Error, Result};

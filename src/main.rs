@@ -20,10 +20,7 @@ fn main() -> ExitCode {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     flush_denormals();
     let cli = synth::cli::Cli::parse();
-    if cli.threads.is_some() || std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        // SAFETY: nothing else runs yet; the variable is read when the thread pools start.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", cli.threads().to_string()) };
-    }
+    synth::threads::configure(cli.threads());
     let level = match cli.verbose {
         0 => "warn",
         1 => "warn,synth=debug",

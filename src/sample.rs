@@ -18,7 +18,7 @@ use crate::data::io::TableWriter;
 use crate::encode::discrete::Label;
 use crate::encode::{ColumnEncoder, TableEncoder};
 use crate::error::{Error, Result};
-use crate::rng::{Purpose, Stream, stream};
+use crate::rng::{Purpose, Stream, substream};
 use crate::tabular::cond::{CondSampler, Weighting};
 use crate::tabular::ctgan::{Generation, Networks, generate_rows};
 use crate::tabular::{TabularModel, discrete_counts};
@@ -93,8 +93,8 @@ pub fn resolve_conditions(
     Ok(conditions)
 }
 
-/// What one generation run carries from batch to batch: the random streams it draws from
-/// and the generator's activation buffers.
+/// What generation draws from: its random streams, and the generator's activation buffers
+/// (kept for the next batch made with the same run).
 pub struct Run {
     condition: Stream,
     generation: Generation,
@@ -104,14 +104,33 @@ pub struct Run {
 impl Run {
     /// A run seeded with `seed`.
     pub fn new(seed: u64) -> Run {
+        Run::batch(seed, 0)
+    }
+
+    /// The run of batch `index` of a generation seeded with `seed`: each batch has streams
+    /// of its own, so batches can be made in any order.
+    pub fn batch(seed: u64, index: u64) -> Run {
         Run {
-            condition: stream(seed, Purpose::Condition),
+            condition: substream(seed, Purpose::Condition, index),
             generation: Generation::new(
-                stream(seed, Purpose::Noise),
-                stream(seed, Purpose::Gumbel),
+                substream(seed, Purpose::Noise, index),
+                substream(seed, Purpose::Gumbel, index),
             ),
-            decode: stream(seed, Purpose::Generate),
+            decode: substream(seed, Purpose::Generate, index),
         }
+    }
+
+    /// Makes this run [`Run::batch`]`(seed, index)` again, keeping its buffers.
+    pub fn restart(&mut self, seed: u64, index: u64) {
+        let Run {
+            condition,
+            generation,
+            decode,
+        } = Run::batch(seed, index);
+        self.condition = condition;
+        self.generation.noise = generation.noise;
+        self.generation.categories = generation.categories;
+        self.decode = decode;
     }
 }
 
@@ -186,6 +205,10 @@ pub fn batch(
 
 /// Generates `rows` rows from `model` into `writer`, calling `progress` with the rows written
 /// so far after each batch.
+///
+/// Batches are generated side by side, one per compute thread, and written in order. Each
+/// batch draws from its own streams, derived from `seed` and the batch's index, so the output
+/// does not depend on the number of threads.
 pub fn generate(
     model: &TabularModel,
     rows: u64,
@@ -198,15 +221,56 @@ pub fn generate(
     crate::flag_ensure!(rows > 0, "-n", "must be at least 1");
     let source = Source::of(model);
     let sampler = source.sampler();
-    let mut run = Run::new(seed);
     let batch_rows = config.batch_rows.max(1) as u64;
-    let mut written = 0u64;
-    while written < rows {
-        let wanted = (rows - written).min(batch_rows) as usize;
-        let frame = batch(source, &sampler, conditions, wanted, written, &mut run)?;
-        writer.write(&frame)?;
-        written += wanted as u64;
-        progress(written);
+    let batches = rows.div_ceil(batch_rows);
+    let extent = |index: u64| {
+        let first = index * batch_rows;
+        (first, (rows - first).min(batch_rows) as usize)
+    };
+    let make = |index: u64, run: &mut Run| {
+        let (first, wanted) = extent(index);
+        run.restart(seed, index);
+        batch(source, &sampler, conditions, wanted, first, run)
+    };
+    let workers = (crate::threads::count() as u64).min(batches);
+    if workers <= 1 {
+        let mut run = Run::new(seed);
+        for index in 0..batches {
+            writer.write(&make(index, &mut run)?)?;
+            let (first, wanted) = extent(index);
+            progress(first + wanted as u64);
+        }
+        return Ok(());
     }
-    Ok(())
+    std::thread::scope(|scope| {
+        // Worker w makes batches w, w + workers, …; each holds at most one finished batch
+        // waiting to be written, which bounds memory.
+        let receivers: Vec<_> = (0..workers)
+            .map(|worker| {
+                let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<DataFrame>>(1);
+                let make = &make;
+                scope.spawn(move || {
+                    let mut run = Run::new(seed);
+                    for index in (worker..batches).step_by(workers as usize) {
+                        let frame = crate::threads::one_thread(|| make(index, &mut run));
+                        let failed = frame.is_err();
+                        // A closed channel means the writer stopped on an error.
+                        if sender.send(frame).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+                receiver
+            })
+            .collect();
+        for index in 0..batches {
+            let frame = receivers[(index % workers) as usize]
+                .recv()
+                .map_err(|_| std::io::Error::other("a generation thread stopped early"))??;
+            writer.write(&frame)?;
+            let (first, wanted) = extent(index);
+            progress(first + wanted as u64);
+        }
+        Ok(())
+    })
 }

@@ -62,3 +62,57 @@ fn same_seed_gives_identical_bytes_and_another_seed_does_not() {
         "generated files equal for different seeds"
     );
 }
+
+/// Training splits each matrix product's rows over the threads, and generation makes
+/// batches side by side, one per thread, each from streams of its own: neither the model nor
+/// the rows depend on how many threads made them.
+#[test]
+fn models_and_rows_do_not_depend_on_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = datasets().join("german_credit.parquet");
+    let weights: Vec<Vec<u8>> = ["1", "2"]
+        .iter()
+        .map(|threads| {
+            let model = format!("m{threads}");
+            synth(dir.path())
+                .args(["--threads", threads, "fit"])
+                .arg(&data)
+                .args(["--epochs", "2", "--seed", "3", "--model", &model])
+                .assert()
+                .success();
+            std::fs::read(dir.path().join(model).join("weights.safetensors")).unwrap()
+        })
+        .collect();
+    assert!(
+        weights[0] == weights[1],
+        "one and two threads trained different weights"
+    );
+    let files: Vec<Vec<u8>> = ["1", "2", "3"]
+        .iter()
+        .map(|threads| {
+            let out = format!("out{threads}.parquet");
+            synth(dir.path())
+                .args([
+                    "--threads",
+                    threads,
+                    "generate",
+                    "-n",
+                    "2500",
+                    "--batch-rows",
+                    "600",
+                ])
+                .args(["--model", "m1", "--out", &out, "--seed", "4"])
+                .assert()
+                .success();
+            std::fs::read(dir.path().join(out)).unwrap()
+        })
+        .collect();
+    assert!(
+        files[0] == files[1],
+        "one and two threads generated different rows"
+    );
+    assert!(
+        files[0] == files[2],
+        "one and three threads generated different rows"
+    );
+}

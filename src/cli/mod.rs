@@ -93,11 +93,14 @@ impl DeviceChoice {
 }
 
 impl Cli {
-    /// The number of compute threads this command should use, unless the environment sets
-    /// one.
+    /// The number of compute threads this command should use: `--threads`, else
+    /// `RAYON_NUM_THREADS`, else the default.
     pub fn threads(&self) -> usize {
         let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-        match (&self.command, self.threads) {
+        let from_environment = std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|value| value.parse::<usize>().ok());
+        match (&self.command, self.threads.or(from_environment)) {
             (_, Some(threads)) => threads.max(1),
             (Command::Fit(_), None) => 1,
             (_, None) => cores,

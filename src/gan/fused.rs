@@ -100,13 +100,27 @@ struct Linear {
     grads: LinearGrads,
 }
 
-/// The thread setting candle uses for its own matrix products.
-fn parallelism() -> Parallelism {
-    match candle_core::utils::get_num_threads() {
-        0 | 1 => Parallelism::None,
-        threads => Parallelism::Rayon(threads),
+/// Whether a matrix product may split its rows over the compute threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Split {
+    /// On the calling thread.
+    No,
+    /// Over the compute pool, when it has workers and the product is large enough.
+    Pool,
+}
+
+/// The split this thread's products use (see [`crate::threads`]).
+fn split() -> Split {
+    if crate::threads::shared() {
+        Split::Pool
+    } else {
+        Split::No
     }
 }
+
+/// Products smaller than this many multiply-adds stay on one thread: the hand-off would
+/// cost more than the half saved.
+const SPLIT_MIN_WORK: usize = 1 << 20;
 
 /// `out[m × n] = a[m × k] · b[k × n]`, with each matrix given by its row and column strides.
 fn product(
@@ -115,7 +129,7 @@ fn product(
     a: (&[f32], usize, usize),
     b: (&[f32], usize, usize),
 ) {
-    product_with(out, dims, a, b, parallelism());
+    product_with(out, dims, a, b, split());
 }
 
 /// [`product`] with the threading chosen by the caller.
@@ -124,9 +138,9 @@ pub(crate) fn product_with(
     dims: (usize, usize, usize),
     a: (&[f32], usize, usize),
     b: (&[f32], usize, usize),
-    parallelism: Parallelism,
+    split: Split,
 ) {
-    product_into(out, dims, a, b, false, parallelism);
+    product_into(out, dims, a, b, false, split);
 }
 
 /// [`product_with`] that adds the product to `out` when `accumulate`, instead of
@@ -137,7 +151,7 @@ pub(crate) fn product_into(
     a: (&[f32], usize, usize),
     b: (&[f32], usize, usize),
     accumulate: bool,
-    parallelism: Parallelism,
+    split: Split,
 ) {
     assert!(out.len() >= m * n, "product output too small");
     assert!(
@@ -148,6 +162,27 @@ pub(crate) fn product_into(
                 && b.0.len() > (k - 1) * b.1 + (n - 1) * b.2),
         "product inputs too small"
     );
+    let parts = crate::threads::count();
+    if split == Split::Pool && parts > 1 && m >= 16 * parts && m * n * k >= SPLIT_MIN_WORK {
+        // Whole microkernel tiles (16 rows) per part.
+        let part_rows = m.div_ceil(parts).div_ceil(16) * 16;
+        let out_address = out.as_mut_ptr() as usize;
+        candle_core::utils::barrier_pool().execute(|part| {
+            let start = part * part_rows;
+            if start >= m {
+                return;
+            }
+            let rows = part_rows.min(m - start);
+            // SAFETY: `out` holds at least `m × n` values (asserted above) and outlives the
+            // call, and each part writes only its own rows `start..start + rows` of it.
+            let out = unsafe {
+                std::slice::from_raw_parts_mut((out_address as *mut f32).add(start * n), rows * n)
+            };
+            let a = (&a.0[start * a.1..], a.1, a.2);
+            product_into(out, (rows, n, k), a, b, accumulate, Split::No);
+        });
+        return;
+    }
     // SAFETY: the asserts above keep every index gemm forms (row · row stride + column ·
     // column stride, within the given dimensions) inside the three slices, and `out` does not
     // alias the inputs because it is borrowed mutably.
@@ -171,28 +206,28 @@ pub(crate) fn product_into(
             false,
             false,
             false,
-            parallelism,
+            Parallelism::None,
         );
     }
 }
 
-/// A linear layer, `out = [x₁ | x₂ | …] Wᵀ + b`, on host memory, reading an input held as
-/// separate column blocks (`rows × widths[i]` each) without concatenating them: each block
-/// meets its own columns of `weight` (`[outputs, Σ widths]`).
+/// The product of a linear layer, `out = [x₁ | x₂ | …] Wᵀ` (no bias), on host memory, reading
+/// an input held as separate column blocks (`rows × widths[i]` each) without concatenating
+/// them: each block meets its own columns of `weight` (`[outputs, Σ widths]`). `out` is
+/// resized, and a buffer reused at the same size is not cleared first, since the first
+/// product overwrites it.
 pub(crate) fn linear_blocks(
     out: &mut Vec<f32>,
     rows: usize,
     blocks: &[&[f32]],
     weight: &[f32],
-    bias: &[f32],
+    outputs: usize,
 ) {
-    let outputs = bias.len();
     let inputs = weight.len() / outputs.max(1);
-    out.clear();
+    out.resize(rows * outputs, 0.0);
     if rows == 0 {
         return;
     }
-    out.resize(rows * outputs, 0.0);
     let mut column = 0;
     for (index, block) in blocks.iter().enumerate() {
         let width = block.len() / rows;
@@ -203,12 +238,16 @@ pub(crate) fn linear_blocks(
             (block, width, 1),
             (&weight[column..], 1, inputs),
             index > 0,
-            parallelism(),
+            split(),
         );
         column += width;
     }
     assert_eq!(column, inputs, "blocks do not cover the layer's inputs");
-    for row in out.chunks_exact_mut(outputs) {
+}
+
+/// Adds `bias` to every row of `out` (row-major, `bias.len()` wide).
+pub(crate) fn add_to_rows(out: &mut [f32], bias: &[f32]) {
+    for row in out.chunks_exact_mut(bias.len()) {
         for (value, b) in row.iter_mut().zip(bias) {
             *value += b;
         }
@@ -250,7 +289,8 @@ impl CustomOp3 for Linear {
         );
         let rows = l1.shape().dims2()?.0;
         let mut out = Vec::new();
-        linear_blocks(&mut out, rows, &[xs], weight, bias);
+        linear_blocks(&mut out, rows, &[xs], weight, bias.len());
+        add_to_rows(&mut out, bias);
         Ok((CpuStorage::F32(out), Shape::from((rows, bias.len()))))
     }
 
@@ -492,6 +532,33 @@ mod tests {
 
     use super::*;
     use crate::rng::{Purpose, stream};
+
+    /// A product split over the compute pool gives the same bits as one on a single thread,
+    /// plain, transposed and accumulating. (On a one-core machine the pool has no workers and
+    /// both sides take the single-thread path.)
+    #[test]
+    fn split_products_match_single_thread_ones() {
+        let mut rng = stream(5, Purpose::Init);
+        let (m, n, k) = (203, 67, 131);
+        let mut values = |count: usize| -> Vec<f32> {
+            (0..count).map(|_| rng.random_range(-1.0..1.0)).collect()
+        };
+        let (a, b, start) = (values(m * k), values(k * n), values(m * n));
+        assert!(m * n * k >= SPLIT_MIN_WORK);
+        for (a_strides, accumulate) in [((k, 1), false), ((1, m), false), ((k, 1), true)] {
+            let mut results = Vec::new();
+            for split in [Split::No, Split::Pool] {
+                let mut out = start.clone();
+                let a = (a.as_slice(), a_strides.0, a_strides.1);
+                product_into(&mut out, (m, n, k), a, (&b, n, 1), accumulate, split);
+                results.push(out);
+            }
+            assert!(
+                results[0] == results[1],
+                "strides {a_strides:?}, accumulate {accumulate}"
+            );
+        }
+    }
 
     fn var(seed: u64, shape: &[usize]) -> Var {
         let mut rng = stream(seed, Purpose::Init);

@@ -11,12 +11,11 @@
 //! (20,000 by default) and each share is reported with a 95% Wilson interval. Exact copies are
 //! checked for every synthetic row against every training row.
 
-use gemm::Parallelism;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::prepare::{Column, NULL, Side, Tables, Values, sample_rows};
-use crate::gan::fused::product_with;
+use crate::gan::fused::{Split, product_with};
 use crate::rng::{Purpose, substream};
 
 /// Levels of a categorical column that get a one-hot slot of their own in distances.
@@ -302,7 +301,7 @@ fn nearest(queries: &Encoded, reference: &Encoded) -> Vec<[f32; 2]> {
                     (q_rows, r_rows, width),
                     (q, width, 1),
                     (r, 1, width),
-                    Parallelism::None,
+                    Split::No,
                 );
                 for (i, pair) in best.iter_mut().enumerate() {
                     let q_norm = queries.norms[start + i];
