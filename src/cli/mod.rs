@@ -39,8 +39,9 @@ pub struct Cli {
     /// Hide progress bars
     #[arg(long, global = true)]
     pub no_progress: bool,
-    /// Compute threads [default: 1 for `fit`, whose small batches lose more to thread hand-offs
-    /// than they gain; every core for the other commands]; `RAYON_NUM_THREADS` also sets it
+    /// Compute threads [default: 1 for `fit`, where a second helps only wide tables; every
+    /// core for the other commands]; results do not depend on it; `RAYON_NUM_THREADS` also
+    /// sets it
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     /// The command to run
