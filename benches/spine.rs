@@ -199,20 +199,12 @@ fn reference(data: &Path, sample_rows: usize) -> Option<serde_json::Value> {
     serde_json::from_slice(&output.stdout).ok()
 }
 
-/// The compute threads of this run: `RAYON_NUM_THREADS`, else every core. Read it before
-/// [`synth::threads::configure`], which sets the variable to 1 for candle.
-fn threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return;
     }
-    let threads = threads();
+    // `RAYON_NUM_THREADS`, else every core.
+    let threads = synth::threads::from_environment().unwrap_or_else(synth::threads::cores);
     synth::threads::configure(threads);
     println!("synth compute threads: {threads} (the reference: one torch thread)");
     let data_dir = shared().join("datasets");

@@ -18,6 +18,19 @@ thread_local! {
     static ONE_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
+/// The thread count the environment asks for (`RAYON_NUM_THREADS`), if it asks. Read it
+/// before [`configure`], which sets that variable to 1 for candle.
+pub fn from_environment() -> Option<usize> {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+}
+
+/// The cores this process may run on.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
+}
+
 /// Sets the number of compute threads for the whole process. Call it first thing in `main`,
 /// before any thread starts: it sets environment variables that candle reads once.
 ///

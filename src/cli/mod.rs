@@ -97,14 +97,13 @@ impl Cli {
     /// The number of compute threads this command should use: `--threads`, else
     /// `RAYON_NUM_THREADS`, else the default.
     pub fn threads(&self) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-        let from_environment = std::env::var("RAYON_NUM_THREADS")
-            .ok()
-            .and_then(|value| value.parse::<usize>().ok());
-        match (&self.command, self.threads.or(from_environment)) {
+        match (
+            &self.command,
+            self.threads.or_else(crate::threads::from_environment),
+        ) {
             (_, Some(threads)) => threads.max(1),
             (Command::Fit(_), None) => 1,
-            (_, None) => cores,
+            (_, None) => crate::threads::cores(),
         }
     }
 }
