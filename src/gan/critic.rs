@@ -83,6 +83,16 @@ impl Critic {
         })
     }
 
+    /// The critic's shape and regularisation.
+    pub fn config(&self) -> &CriticConfig {
+        &self.config
+    }
+
+    /// The hidden layers and the output layer.
+    pub fn layers(&self) -> (&[Linear], &Linear) {
+        (&self.hidden, &self.output)
+    }
+
     /// Reshapes `n` rows into `n / pac` samples.
     ///
     /// # Shapes

@@ -56,7 +56,7 @@ pub(crate) fn with_host<R>(tensor: &Tensor, f: impl FnOnce(&[f32]) -> R) -> cand
 }
 
 /// Column sums of a row-major `[rows, width]` slice.
-fn column_sums(values: &[f32], width: usize) -> Vec<f32> {
+pub(crate) fn column_sums(values: &[f32], width: usize) -> Vec<f32> {
     let mut sums = vec![0.0f32; width];
     for row in values.chunks_exact(width) {
         for (sum, value) in sums.iter_mut().zip(row) {
@@ -110,7 +110,7 @@ pub(crate) enum Split {
 }
 
 /// The split this thread's products use (see [`crate::threads`]).
-fn split() -> Split {
+pub(crate) fn split() -> Split {
     if crate::threads::shared() {
         Split::Pool
     } else {
@@ -147,13 +147,30 @@ pub(crate) fn product_with(
 /// overwriting it.
 pub(crate) fn product_into(
     out: &mut [f32],
+    dims: (usize, usize, usize),
+    a: (&[f32], usize, usize),
+    b: (&[f32], usize, usize),
+    accumulate: bool,
+    split: Split,
+) {
+    product_strided((out, dims.1), dims, a, b, accumulate, split);
+}
+
+/// [`product_into`] writing an output whose rows are `out.1` values apart (a block of
+/// columns of a wider matrix).
+pub(crate) fn product_strided(
+    (out, out_stride): (&mut [f32], usize),
     (m, n, k): (usize, usize, usize),
     a: (&[f32], usize, usize),
     b: (&[f32], usize, usize),
     accumulate: bool,
     split: Split,
 ) {
-    assert!(out.len() >= m * n, "product output too small");
+    assert!(out_stride >= n, "product output rows overlap");
+    assert!(
+        m == 0 || n == 0 || out.len() >= (m - 1) * out_stride + n,
+        "product output too small"
+    );
     assert!(
         m == 0
             || n == 0
@@ -162,6 +179,9 @@ pub(crate) fn product_into(
                 && b.0.len() > (k - 1) * b.1 + (n - 1) * b.2),
         "product inputs too small"
     );
+    if m == 0 || n == 0 {
+        return;
+    }
     let parts = crate::threads::count();
     if split == Split::Pool && parts > 1 && m >= 16 * parts && m * n * k >= SPLIT_MIN_WORK {
         // Whole microkernel tiles (16 rows) per part.
@@ -173,13 +193,16 @@ pub(crate) fn product_into(
                 return;
             }
             let rows = part_rows.min(m - start);
-            // SAFETY: `out` holds at least `m × n` values (asserted above) and outlives the
-            // call, and each part writes only its own rows `start..start + rows` of it.
+            // SAFETY: `out` holds rows `0..m` (asserted above) and outlives the call, and each
+            // part writes only the values of its own rows `start..start + rows`.
             let out = unsafe {
-                std::slice::from_raw_parts_mut((out_address as *mut f32).add(start * n), rows * n)
+                std::slice::from_raw_parts_mut(
+                    (out_address as *mut f32).add(start * out_stride),
+                    (rows - 1) * out_stride + n,
+                )
             };
             let a = (&a.0[start * a.1..], a.1, a.2);
-            product_into(out, (rows, n, k), a, b, accumulate, Split::No);
+            product_strided((out, out_stride), (rows, n, k), a, b, accumulate, Split::No);
         });
         return;
     }
@@ -193,7 +216,7 @@ pub(crate) fn product_into(
             k,
             out.as_mut_ptr(),
             1,
-            n as isize,
+            out_stride as isize,
             accumulate,
             a.0.as_ptr(),
             a.2 as isize,
@@ -420,7 +443,7 @@ pub fn batch_norm(xs: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> 
 struct BatchNorm;
 
 /// Column means and inverse standard deviations.
-fn statistics(xs: &[f32], width: usize) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn statistics(xs: &[f32], width: usize) -> (Vec<f32>, Vec<f32>) {
     let rows = (xs.len() / width).max(1) as f32;
     let mean: Vec<f32> = column_sums(xs, width)
         .iter()

@@ -72,18 +72,7 @@ impl CustomOp1 for SpanActivation {
             .chunks_exact(width)
             .zip(output.chunks_exact_mut(width))
         {
-            for span in self.spans.iter() {
-                let range = span.offset..span.offset + span.width;
-                let (source, target) = (&row_in[range.clone()], &mut row_out[range]);
-                match span.activation {
-                    Activation::Tanh => {
-                        for (out, x) in target.iter_mut().zip(source) {
-                            *out = x.tanh();
-                        }
-                    }
-                    Activation::Softmax => softmax_into(source, self.tau, target),
-                }
-            }
+            activate_row(row_in, row_out, &self.spans, self.tau);
         }
         Ok((CpuStorage::F32(output), layout.shape().clone()))
     }
@@ -103,23 +92,7 @@ impl CustomOp1 for SpanActivation {
                     .zip(grads.chunks_exact(width))
                     .zip(grad_input.chunks_exact_mut(width))
                 {
-                    for span in self.spans.iter() {
-                        let range = span.offset..span.offset + span.width;
-                        let (y, g, out) = (&y[range.clone()], &g[range.clone()], &mut out[range]);
-                        match span.activation {
-                            Activation::Tanh => {
-                                for ((out, y), g) in out.iter_mut().zip(y).zip(g) {
-                                    *out = g * (1.0 - y * y);
-                                }
-                            }
-                            Activation::Softmax => {
-                                let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
-                                for ((out, y), g) in out.iter_mut().zip(y).zip(g) {
-                                    *out = y * (g - dot) / self.tau;
-                                }
-                            }
-                        }
-                    }
+                    activation_grad_row(y, g, out, &self.spans, self.tau);
                 }
             })
         })??;
@@ -128,6 +101,67 @@ impl CustomOp1 for SpanActivation {
             (rows, width),
             res.device(),
         )?))
+    }
+}
+
+/// Applies each span's activation to one row: `source` holds the logits, `target` receives
+/// the activated values (both at least as wide as the spans reach).
+pub(crate) fn activate_row(source: &[f32], target: &mut [f32], spans: &[Span], tau: f32) {
+    for span in spans {
+        let range = span.offset..span.offset + span.width;
+        let (source, target) = (&source[range.clone()], &mut target[range]);
+        match span.activation {
+            Activation::Tanh => {
+                for (out, x) in target.iter_mut().zip(source) {
+                    *out = x.tanh();
+                }
+            }
+            Activation::Softmax => softmax_into(source, tau, target),
+        }
+    }
+}
+
+/// The gradient of one row's logits from its activated values `y` and their gradient `g`.
+pub(crate) fn activation_grad_row(y: &[f32], g: &[f32], out: &mut [f32], spans: &[Span], tau: f32) {
+    for span in spans {
+        let range = span.offset..span.offset + span.width;
+        let (y, g, out) = (&y[range.clone()], &g[range.clone()], &mut out[range]);
+        match span.activation {
+            Activation::Tanh => {
+                for ((out, y), g) in out.iter_mut().zip(y).zip(g) {
+                    *out = g * (1.0 - y * y);
+                }
+            }
+            Activation::Softmax => {
+                let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                for ((out, y), g) in out.iter_mut().zip(y).zip(g) {
+                    *out = y * (g - dot) / tau;
+                }
+            }
+        }
+    }
+}
+
+/// One row's cross-entropy of its conditioned span (raw logits) against the target slot.
+pub(crate) fn conditional_loss_row(row: &[f32], target: &Target) -> f32 {
+    let span = &row[target.offset..target.offset + target.width];
+    let max = span.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_total = span.iter().map(|x| (x - max).exp()).sum::<f32>().ln() + max;
+    log_total - span[target.slot]
+}
+
+/// Adds `scale` times the gradient of [`conditional_loss_row`] to `out`, a row of gradients
+/// of the logits.
+pub(crate) fn add_conditional_grad_row(row: &[f32], out: &mut [f32], target: &Target, scale: f32) {
+    let range = target.offset..target.offset + target.width;
+    let span = &row[range.clone()];
+    let out = &mut out[range];
+    let max = span.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = span.iter().map(|x| (x - max).exp()).sum();
+    for (slot, (out, x)) in out.iter_mut().zip(span).enumerate() {
+        let probability = (x - max).exp() / total;
+        let one_hot = if slot == target.slot { 1.0 } else { 0.0 };
+        *out += scale * (probability - one_hot);
     }
 }
 
@@ -209,10 +243,7 @@ impl CustomOp1 for ConditionalLoss {
         let (rows, width) = layout.shape().dims2()?;
         let mut total = 0.0f64;
         for (row, target) in input.chunks_exact(width).zip(self.targets.iter()) {
-            let span = &row[target.offset..target.offset + target.width];
-            let max = span.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let log_total = span.iter().map(|x| (x - max).exp()).sum::<f32>().ln() + max;
-            total += f64::from(log_total - span[target.slot]);
+            total += f64::from(conditional_loss_row(row, target));
         }
         Ok((
             CpuStorage::F32(vec![(total / rows as f64) as f32]),
@@ -238,13 +269,7 @@ impl CustomOp1 for ConditionalLoss {
                 .zip(grad.chunks_exact_mut(width))
                 .zip(self.targets.iter())
             {
-                let range = target.offset..target.offset + target.width;
-                let out = &mut out[range.clone()];
-                softmax_into(&row[range], 1.0, out);
-                out[target.slot] -= 1.0;
-                for value in out.iter_mut() {
-                    *value *= scale;
-                }
+                add_conditional_grad_row(row, out, target, scale);
             }
         })?;
         Ok(Some(Tensor::from_vec(grad, (rows, width), arg.device())?))

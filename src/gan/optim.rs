@@ -70,10 +70,7 @@ impl Adam {
     /// as they are.
     pub fn step(&mut self, grads: &candle_core::backprop::GradStore) -> Result<()> {
         self.step += 1;
-        let first_correction = 1.0 - self.config.beta1.powi(self.step as i32);
-        let second_correction = 1.0 - self.config.beta2.powi(self.step as i32);
-        let step_size = self.config.learning_rate / first_correction;
-        let corrections = (step_size, second_correction);
+        let corrections = corrections(&self.config, self.step);
         for (index, var) in self.vars.iter().enumerate() {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
@@ -100,31 +97,52 @@ fn update_host(
     first: &mut [f32],
     second: &mut [f32],
     config: &AdamConfig,
-    (step_size, second_correction): (f64, f64),
+    corrections: (f64, f64),
 ) -> Result<()> {
+    let grad = grad.to_dtype(candle_core::DType::F32)?;
+    let mut theta = var
+        .as_tensor()
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    with_host(&grad, |grad| {
+        update_values(&mut theta, grad, first, second, config, corrections)
+    })?;
+    let updated = Tensor::from_vec(theta, var.shape(), var.device())?.to_dtype(var.dtype())?;
+    Ok(var.set(&updated)?)
+}
+
+/// Adam's bias corrections for step `step` (from 1): the step size over the first moment's
+/// correction, and the second moment's correction.
+pub(crate) fn corrections(config: &AdamConfig, step: u32) -> (f64, f64) {
+    let first_correction = 1.0 - config.beta1.powi(step as i32);
+    let second_correction = 1.0 - config.beta2.powi(step as i32);
+    (config.learning_rate / first_correction, second_correction)
+}
+
+/// One Adam update of host values `theta` along `grad`, with their moments.
+pub(crate) fn update_values(
+    theta: &mut [f32],
+    grad: &[f32],
+    first: &mut [f32],
+    second: &mut [f32],
+    config: &AdamConfig,
+    (step_size, second_correction): (f64, f64),
+) {
     let (beta1, beta2) = (config.beta1 as f32, config.beta2 as f32);
     let (decay, epsilon) = (config.weight_decay as f32, config.epsilon as f32);
     let (step_size, second_scale) = (step_size as f32, (1.0 / second_correction) as f32);
-    let grad = grad.to_dtype(candle_core::DType::F32)?;
-    let theta = var.as_tensor().to_dtype(candle_core::DType::F32)?;
-    let theta = with_host(&theta, |theta| {
-        with_host(&grad, |grad| {
-            theta
-                .iter()
-                .zip(grad)
-                .zip(first.iter_mut())
-                .zip(second.iter_mut())
-                .map(|(((&theta, grad), first), second)| {
-                    let grad = grad + decay * theta;
-                    *first = beta1 * *first + (1.0 - beta1) * grad;
-                    *second = beta2 * *second + (1.0 - beta2) * grad * grad;
-                    theta - step_size * *first / ((*second * second_scale).sqrt() + epsilon)
-                })
-                .collect::<Vec<f32>>()
-        })
-    })??;
-    let updated = Tensor::from_vec(theta, var.shape(), var.device())?.to_dtype(var.dtype())?;
-    Ok(var.set(&updated)?)
+    for (((theta, grad), first), second) in theta
+        .iter_mut()
+        .zip(grad)
+        .zip(first.iter_mut())
+        .zip(second.iter_mut())
+    {
+        let grad = grad + decay * *theta;
+        *first = beta1 * *first + (1.0 - beta1) * grad;
+        *second = beta2 * *second + (1.0 - beta2) * grad * grad;
+        *theta -= step_size * *first / ((*second * second_scale).sqrt() + epsilon);
+    }
 }
 
 /// One Adam update of `var` with moments held as tensors on its device.

@@ -28,11 +28,15 @@ use crate::gan::fused::{
 };
 use crate::gan::loss::{Objective, critic_loss, generator_loss};
 use crate::gan::nn::{BatchNorm, Linear, Params};
-use crate::gan::ops::{activate, conditional_loss};
+use crate::gan::ops::{
+    activate, activate_row, activation_grad_row, add_conditional_grad_row, conditional_loss,
+    conditional_loss_row,
+};
 use crate::gan::optim::{Adam, AdamConfig};
-use crate::gan::train::{Adversarial, StepLosses};
+use crate::gan::train::{Adversarial, Control, EpochMetrics, StepLosses};
 use crate::rng::{Purpose, Stream, fill_normal, gumbel, stream};
 use crate::tabular::cond::{CondBatch, CondSampler};
+use crate::tabular::host::{HostCritic, HostGenerator, Pass};
 
 /// The residual generator.
 #[derive(Debug)]
@@ -291,6 +295,25 @@ pub struct Trainer<'a> {
     buffers: [Vec<f32>; 3],
     /// The generator's activation blocks for its host forward.
     blocks: Vec<Vec<f32>>,
+    /// On the CPU, the networks as host buffers and the steps' working memory.
+    host: Option<Box<HostTraining>>,
+}
+
+/// Host copies of both networks (see [`crate::tabular::host`]) and the buffers their steps
+/// reuse.
+struct HostTraining {
+    generator: HostGenerator,
+    critic: HostCritic,
+    main: Pass,
+    interpolated: Pass,
+    /// Real rows then generated ones, each followed by its conditional vector:
+    /// `[2 · batch, data_dim + cond_dim]`. The generator's step uses the first half for its
+    /// rows.
+    both: Vec<f32>,
+    interpolates: Vec<f32>,
+    input_grad: Vec<f32>,
+    raw_grad: Vec<f32>,
+    score_grad: Vec<f32>,
 }
 
 struct TrainStreams {
@@ -319,6 +342,37 @@ impl<'a> Trainer<'a> {
             epsilon: 1e-8,
             weight_decay: config.weight_decay,
         };
+        let host = if networks.device().is_cpu() {
+            let generator = &networks.generator;
+            let critic = &networks.critic;
+            let (hidden, output) = critic.layers();
+            let critic_config = critic.config();
+            Some(Box::new(HostTraining {
+                generator: HostGenerator::new(
+                    &generator.residuals,
+                    &generator.output,
+                    config.noise_dim + layout.cond_dim,
+                    adam,
+                )?,
+                critic: HostCritic::new(
+                    hidden,
+                    output,
+                    critic_config.input_dim * critic_config.pac,
+                    critic_config.slope,
+                    critic_config.dropout,
+                    adam,
+                )?,
+                main: Pass::default(),
+                interpolated: Pass::default(),
+                both: Vec::new(),
+                interpolates: Vec::new(),
+                input_grad: Vec::new(),
+                raw_grad: Vec::new(),
+                score_grad: Vec::new(),
+            }))
+        } else {
+            None
+        };
         Ok(Trainer {
             networks,
             config,
@@ -339,7 +393,172 @@ impl<'a> Trainer<'a> {
             },
             buffers: Default::default(),
             blocks: Vec::new(),
+            host,
         })
+    }
+
+    /// Copies the weights trained in host memory into the networks' parameters.
+    pub fn store(&self) -> Result<()> {
+        if let Some(host) = &self.host {
+            host.generator.store()?;
+            host.critic.store()?;
+        }
+        Ok(())
+    }
+
+    fn draw_conditions(&mut self) -> CondBatch {
+        self.sampler.draw(
+            self.batch_size(),
+            self.config.condition_weighting,
+            &mut self.streams.condition,
+        )
+    }
+
+    /// Generates a batch of rows for `cond` on the host generator into `out`
+    /// (`[batch, data_dim + cond_dim]`): Gumbel-softmax activated rows followed by their
+    /// conditional vectors. The generator keeps its activations for a backward pass.
+    fn host_fakes(&mut self, generator: &mut HostGenerator, cond: &CondBatch, out: &mut [f32]) {
+        let rows = self.batch_size();
+        let (data_dim, cond_dim) = (self.data_dim, self.cond_dim);
+        let [input, logits, _] = &mut self.buffers;
+        fill_generator_input(
+            self.config,
+            cond_dim,
+            cond,
+            rows,
+            &mut self.streams.noise,
+            input,
+        );
+        let raw = generator.forward(input, rows);
+        gumbel_noise(
+            &self.spans,
+            rows,
+            data_dim,
+            &mut self.streams.gumbel,
+            logits,
+        );
+        let tau = self.config.gumbel_tau as f32;
+        for (row, ((line, noisy), raw)) in out
+            .chunks_exact_mut(data_dim + cond_dim)
+            .zip(logits.chunks_exact_mut(data_dim))
+            .zip(raw.chunks_exact(data_dim))
+            .enumerate()
+        {
+            noisy.iter_mut().zip(raw).for_each(|(n, r)| *n += r);
+            activate_row(noisy, line, &self.spans, tau);
+            line[data_dim..].copy_from_slice(&cond.vectors[row * cond_dim..(row + 1) * cond_dim]);
+        }
+    }
+
+    fn host_critic_step(&mut self, host: &mut HostTraining) -> StepLosses {
+        let rows = self.batch_size();
+        let width = self.data_dim + self.cond_dim;
+        let samples = rows / self.config.pac;
+        let cond = self.draw_conditions();
+        host.both.resize(2 * rows * width, 0.0);
+        let (real, fake) = host.both.split_at_mut(rows * width);
+        self.host_fakes(&mut host.generator, &cond, fake);
+        self.fill_real_rows(&cond, real);
+
+        let critic = &mut host.critic;
+        critic.forward(
+            &mut host.main,
+            &host.both,
+            2 * samples,
+            &mut self.streams.dropout,
+        );
+        let scores = &host.main.scores;
+        let mean =
+            |values: &[f32]| values.iter().map(|&v| f64::from(v)).sum::<f64>() / samples as f64;
+        let wasserstein = mean(&scores[samples..]) - mean(&scores[..samples]);
+        // mean D(fake) − mean D(real).
+        let share = 1.0 / samples as f32;
+        host.score_grad.clear();
+        host.score_grad
+            .extend((0..2 * samples).map(|sample| if sample < samples { -share } else { share }));
+        critic.backward(&host.main, &host.both, &host.score_grad, true, false, None);
+
+        let (real, fake) = host.both.split_at(rows * width);
+        host.interpolates.resize(rows * width, 0.0);
+        let group = self.config.pac * width;
+        for ((out, real), fake) in host
+            .interpolates
+            .chunks_exact_mut(group)
+            .zip(real.chunks_exact(group))
+            .zip(fake.chunks_exact(group))
+        {
+            let alpha = self.streams.penalty.random::<f32>();
+            for ((out, real), fake) in out.iter_mut().zip(real).zip(fake) {
+                *out = fake + (real - fake) * alpha;
+            }
+        }
+        let penalty = critic.add_penalty(
+            &mut host.interpolated,
+            &host.interpolates,
+            samples,
+            self.config.penalty_weight,
+            &mut self.streams.dropout,
+        );
+        critic.step();
+        StepLosses {
+            critic: wasserstein,
+            penalty,
+        }
+    }
+
+    fn host_generator_step(&mut self, host: &mut HostTraining) -> f64 {
+        let rows = self.batch_size();
+        let (data_dim, width) = (self.data_dim, self.data_dim + self.cond_dim);
+        let samples = rows / self.config.pac;
+        let cond = self.draw_conditions();
+        host.both.resize(2 * rows * width, 0.0);
+        let fake = &mut host.both[..rows * width];
+        self.host_fakes(&mut host.generator, &cond, fake);
+        let fake = &host.both[..rows * width];
+
+        let critic = &mut host.critic;
+        critic.forward(&mut host.main, fake, samples, &mut self.streams.dropout);
+        let mut loss =
+            -host.main.scores.iter().map(|&s| f64::from(s)).sum::<f64>() / samples as f64;
+        host.score_grad.clear();
+        host.score_grad.resize(samples, -1.0 / samples as f32);
+        critic.backward(
+            &host.main,
+            fake,
+            &host.score_grad,
+            false,
+            false,
+            Some(&mut host.input_grad),
+        );
+
+        let tau = self.config.gumbel_tau as f32;
+        host.raw_grad.resize(rows * data_dim, 0.0);
+        for ((out, line), grad) in host
+            .raw_grad
+            .chunks_exact_mut(data_dim)
+            .zip(fake.chunks_exact(width))
+            .zip(host.input_grad.chunks_exact(width))
+        {
+            activation_grad_row(line, grad, out, &self.spans, tau);
+        }
+        if !self.sampler.is_empty() {
+            let raw = host.generator.raw();
+            let scale = 1.0 / rows as f32;
+            let mut total = 0.0f64;
+            for ((out, line), target) in host
+                .raw_grad
+                .chunks_exact_mut(data_dim)
+                .zip(raw.chunks_exact(data_dim))
+                .zip(self.sampler.targets(&cond).iter())
+            {
+                total += f64::from(conditional_loss_row(line, target));
+                add_conditional_grad_row(line, out, target, scale);
+            }
+            loss += total / rows as f64;
+        }
+        host.generator.backward(&host.raw_grad);
+        host.generator.step();
+        loss
     }
 
     fn batch_size(&self) -> usize {
@@ -404,34 +623,46 @@ impl<'a> Trainer<'a> {
     /// conditional vector it matches.
     fn real_rows(&mut self, cond: &CondBatch) -> Result<Tensor> {
         let rows = self.batch_size();
+        let mut buffer = std::mem::take(&mut self.buffers[2]);
+        buffer.resize(rows * (self.data_dim + self.cond_dim), 0.0);
+        self.fill_real_rows(cond, &mut buffer);
+        let tensor = Tensor::from_slice(
+            &buffer,
+            (rows, self.data_dim + self.cond_dim),
+            self.networks.device(),
+        )?;
+        self.buffers[2] = buffer;
+        Ok(tensor)
+    }
+
+    /// [`Self::real_rows`] into `out`, `[batch, data_dim + cond_dim]`.
+    fn fill_real_rows(&mut self, cond: &CondBatch, out: &mut [f32]) {
+        let rows = self.batch_size();
         let (data_dim, cond_dim) = (self.data_dim, self.cond_dim);
         let mut order: Vec<usize> = (0..rows).collect();
         order.shuffle(&mut self.streams.rows);
-        let buffer = &mut self.buffers[2];
-        buffer.resize(rows * (data_dim + cond_dim), 0.0);
-        for (row, &source) in order.iter().enumerate() {
+        for (line, &source) in out.chunks_exact_mut(data_dim + cond_dim).zip(&order) {
             let picked = if self.sampler.is_empty() {
                 rand::Rng::random_range(&mut self.streams.rows, 0..self.table.rows)
             } else {
                 self.sampler
                     .matching_row(cond.choices[source], &mut self.streams.rows)
             };
-            let line = &mut buffer[row * (data_dim + cond_dim)..(row + 1) * (data_dim + cond_dim)];
             line[..data_dim]
                 .copy_from_slice(&self.table.data[picked * data_dim..(picked + 1) * data_dim]);
             line[data_dim..]
                 .copy_from_slice(&cond.vectors[source * cond_dim..(source + 1) * cond_dim]);
         }
-        Ok(Tensor::from_slice(
-            buffer,
-            (rows, data_dim + cond_dim),
-            self.networks.device(),
-        )?)
     }
 }
 
 impl Adversarial for Trainer<'_> {
     fn critic_step(&mut self) -> Result<StepLosses> {
+        if let Some(mut host) = self.host.take() {
+            let losses = self.host_critic_step(&mut host);
+            self.host = Some(host);
+            return Ok(losses);
+        }
         let rows = self.batch_size();
         let (cond, _, fake) = self.conditioned_fakes(true)?;
         let real = self.real_rows(&cond)?;
@@ -463,6 +694,11 @@ impl Adversarial for Trainer<'_> {
     }
 
     fn generator_step(&mut self) -> Result<f64> {
+        if let Some(mut host) = self.host.take() {
+            let loss = self.host_generator_step(&mut host);
+            self.host = Some(host);
+            return Ok(loss);
+        }
         let rows = self.batch_size();
         let (cond, raw, fake) = self.conditioned_fakes(false)?;
 
@@ -481,6 +717,13 @@ impl Adversarial for Trainer<'_> {
 
     fn steps_per_epoch(&self) -> usize {
         (self.table.rows / self.batch_size()).max(1)
+    }
+
+    /// Puts the weights trained on the host into the networks, where the epoch's checks and
+    /// the saved model read them.
+    fn epoch_end(&mut self, _metrics: &mut EpochMetrics) -> Result<Control> {
+        self.store()?;
+        Ok(Control::Continue)
     }
 }
 
@@ -576,6 +819,360 @@ fn draw_one_hot(block: &mut [f32], rng: &mut Stream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Var;
+    use candle_core::backprop::GradStore;
+
+    use crate::gan::ops::Target;
+
+    fn adam() -> AdamConfig {
+        AdamConfig {
+            learning_rate: 2e-4,
+            beta1: 0.5,
+            beta2: 0.9,
+            epsilon: 1e-8,
+            weight_decay: 1e-6,
+        }
+    }
+
+    fn random(rng: &mut Stream, count: usize) -> Vec<f32> {
+        (0..count).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
+    fn spans() -> Arc<[Span]> {
+        [
+            (0, 1, Activation::Tanh),
+            (1, 3, Activation::Softmax),
+            (4, 4, Activation::Softmax),
+            (8, 1, Activation::Tanh),
+            (9, 2, Activation::Softmax),
+        ]
+        .iter()
+        .map(|&(offset, width, activation)| Span {
+            offset,
+            width,
+            activation,
+            column: 0,
+        })
+        .collect()
+    }
+
+    /// Asserts that every host gradient matches the tensor path's, to a small fraction of the
+    /// parameter's largest gradient; `zero` names the parameters whose tensor-path gradient
+    /// is zero up to rounding and whose host gradient is exactly zero.
+    fn assert_gradients_match(
+        host: Vec<(&Var, &[f32])>,
+        grads: &GradStore,
+        zero: impl Fn(&Var) -> bool,
+    ) {
+        for (index, (var, got)) in host.into_iter().enumerate() {
+            let expected = grads.get(var.as_tensor()).map_or_else(
+                || vec![0.0; got.len()],
+                |grad| grad.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            if zero(var) {
+                assert!(got.iter().all(|g| *g == 0.0), "parameter {index}");
+                assert!(expected.iter().all(|e| e.abs() < 1e-5), "parameter {index}");
+                continue;
+            }
+            // (The critic's output bias has gradient −1 + 1 = 0 from the Wasserstein loss.)
+            let scale = expected.iter().fold(0.0f32, |m, e| m.max(e.abs()));
+            for (g, e) in got.iter().zip(&expected) {
+                assert!(
+                    (g - e).abs() <= 1e-4 * scale + 1e-7,
+                    "parameter {index}: {g} against {e}"
+                );
+            }
+        }
+    }
+
+    /// The host critic's gradient of the Wasserstein loss plus the gradient penalty, and the
+    /// penalty's value, are those of the tensor path (whose penalty gradient is checked
+    /// against finite differences in `gan::critic`), from the same random draws.
+    #[test]
+    fn host_critic_gradients_match_the_tensor_path() {
+        let device = Device::Cpu;
+        let config = CriticConfig {
+            input_dim: 7,
+            hidden: vec![6, 5],
+            pac: 2,
+            slope: 0.2,
+            dropout: 0.5,
+        };
+        let critic =
+            Critic::new(config, &mut stream(1, Purpose::Init), &device, DType::F32).unwrap();
+        let (rows, samples) = (8, 4);
+        let mut rng = stream(2, Purpose::Noise);
+        let (real, fake) = (random(&mut rng, rows * 7), random(&mut rng, rows * 7));
+
+        let real_tensor = Tensor::from_slice(&real, (rows, 7), &device).unwrap();
+        let fake_tensor = Tensor::from_slice(&fake, (rows, 7), &device).unwrap();
+        let both = Tensor::cat(&[&real_tensor, &fake_tensor], 0).unwrap();
+        let mut dropout = stream(3, Purpose::Dropout);
+        let masks = critic.dropout_masks(2 * samples, &mut dropout).unwrap();
+        let scores = critic
+            .forward(&critic.pack(&both).unwrap(), &masks, false)
+            .unwrap();
+        let wasserstein = critic_loss(
+            Objective::Wasserstein,
+            &scores.narrow(0, 0, samples).unwrap(),
+            &scores.narrow(0, samples, samples).unwrap(),
+        )
+        .unwrap();
+        let penalty = critic
+            .penalty(
+                &real_tensor,
+                &fake_tensor,
+                10.0,
+                &mut stream(4, Purpose::Penalty),
+                &mut dropout,
+            )
+            .unwrap();
+        let grads = (&wasserstein + &penalty).unwrap().backward().unwrap();
+
+        let (hidden, output) = critic.layers();
+        let mut host = HostCritic::new(hidden, output, 14, 0.2, 0.5, adam()).unwrap();
+        let mut dropout = stream(3, Purpose::Dropout);
+        let both: Vec<f32> = real.iter().chain(&fake).copied().collect();
+        let mut pass = Pass::default();
+        host.forward(&mut pass, &both, 2 * samples, &mut dropout);
+        let expected = scores.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (got, expected) in pass.scores.iter().zip(&expected) {
+            assert!((got - expected).abs() < 1e-5, "{got} against {expected}");
+        }
+        let share = 1.0 / samples as f32;
+        let score_grad: Vec<f32> = (0..2 * samples)
+            .map(|sample| if sample < samples { -share } else { share })
+            .collect();
+        host.backward(&pass, &both, &score_grad, true, false, None);
+        let mut alphas = stream(4, Purpose::Penalty);
+        let interpolates: Vec<f32> = real
+            .chunks_exact(14)
+            .zip(fake.chunks_exact(14))
+            .flat_map(|(real, fake)| {
+                let alpha = alphas.random::<f32>();
+                real.iter()
+                    .zip(fake)
+                    .map(|(r, f)| f + (r - f) * alpha)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let value = host.add_penalty(
+            &mut Pass::default(),
+            &interpolates,
+            samples,
+            10.0,
+            &mut dropout,
+        );
+        let expected = scalar(&penalty).unwrap();
+        assert!(
+            (value - expected).abs() < 1e-4 * expected.max(1.0),
+            "{value} against {expected}"
+        );
+        assert_gradients_match(host.gradients(), &grads, |_| false);
+    }
+
+    /// The host generator's gradients of the critic's generator loss plus the conditional
+    /// loss are those of the tensor path, through batch normalisation, the residual blocks,
+    /// the span activations and the critic.
+    #[test]
+    fn host_generator_gradients_match_the_tensor_path() {
+        let device = Device::Cpu;
+        let spans = spans();
+        let (rows, samples, inputs, data_dim, cond_dim) = (8, 4, 10, 11, 4);
+        let width = data_dim + cond_dim;
+        let mut rng = stream(5, Purpose::Init);
+        let generator = Generator::new(inputs, &[8, 5], data_dim, &mut rng, &device).unwrap();
+        for (linear, norm) in &generator.residuals {
+            for var in [&norm.gamma, &norm.beta, &linear.bias] {
+                let values = random(&mut rng, var.elem_count());
+                var.set(&Tensor::from_vec(values, var.shape(), &device).unwrap())
+                    .unwrap();
+            }
+        }
+        let config = CriticConfig {
+            input_dim: width,
+            hidden: vec![6, 5],
+            pac: 2,
+            slope: 0.2,
+            dropout: 0.5,
+        };
+        let critic = Critic::new(config, &mut rng, &device, DType::F32).unwrap();
+        let input = random(&mut rng, rows * inputs);
+        let noise = random(&mut rng, rows * data_dim);
+        let cond = random(&mut rng, rows * cond_dim);
+        let targets: Arc<[Target]> = (0..rows)
+            .map(|row| Target {
+                offset: 4,
+                width: 4,
+                slot: row % 4,
+            })
+            .collect();
+
+        let tensor = |values: &[f32], columns: usize| {
+            Tensor::from_slice(values, (values.len() / columns, columns), &device).unwrap()
+        };
+        let raw = generator.forward(&tensor(&input, inputs)).unwrap();
+        let activated = activate(&(&raw + tensor(&noise, data_dim)).unwrap(), &spans, 0.2).unwrap();
+        let fake = Tensor::cat(&[&activated, &tensor(&cond, cond_dim)], 1).unwrap();
+        let masks = critic
+            .dropout_masks(samples, &mut stream(6, Purpose::Dropout))
+            .unwrap();
+        let scores = critic
+            .forward(&critic.pack(&fake).unwrap(), &masks, true)
+            .unwrap();
+        let loss = (generator_loss(Objective::Wasserstein, &scores).unwrap()
+            + conditional_loss(&raw, &targets).unwrap())
+        .unwrap();
+        let grads = loss.backward().unwrap();
+
+        let mut host =
+            HostGenerator::new(&generator.residuals, &generator.output, inputs, adam()).unwrap();
+        let raw = host.forward(&input, rows).to_vec();
+        let mut fake = vec![0.0f32; rows * width];
+        for (row, line) in fake.chunks_exact_mut(width).enumerate() {
+            let logits: Vec<f32> = raw[row * data_dim..(row + 1) * data_dim]
+                .iter()
+                .zip(&noise[row * data_dim..])
+                .map(|(r, n)| r + n)
+                .collect();
+            activate_row(&logits, line, &spans, 0.2);
+            line[data_dim..].copy_from_slice(&cond[row * cond_dim..(row + 1) * cond_dim]);
+        }
+        let (hidden, output) = critic.layers();
+        let mut host_critic = HostCritic::new(hidden, output, 2 * width, 0.2, 0.5, adam()).unwrap();
+        let mut pass = Pass::default();
+        host_critic.forward(&mut pass, &fake, samples, &mut stream(6, Purpose::Dropout));
+        let mut input_grad = Vec::new();
+        let score_grad = vec![-1.0 / samples as f32; samples];
+        host_critic.backward(
+            &pass,
+            &fake,
+            &score_grad,
+            false,
+            false,
+            Some(&mut input_grad),
+        );
+        let mut raw_grad = vec![0.0f32; rows * data_dim];
+        for (row, out) in raw_grad.chunks_exact_mut(data_dim).enumerate() {
+            let line = &fake[row * width..(row + 1) * width];
+            activation_grad_row(line, &input_grad[row * width..], out, &spans, 0.2);
+            let logits = &raw[row * data_dim..(row + 1) * data_dim];
+            add_conditional_grad_row(logits, out, &targets[row], 1.0 / rows as f32);
+        }
+        host.backward(&raw_grad);
+        let biases: Vec<&Var> = generator
+            .residuals
+            .iter()
+            .map(|(linear, _)| &linear.bias)
+            .collect();
+        assert_gradients_match(host.gradients(), &grads, |var| {
+            biases
+                .iter()
+                .any(|bias| bias.as_tensor().id() == var.as_tensor().id())
+        });
+    }
+
+    /// A small encoded table: a continuous column (scalar and three modes) and two discrete
+    /// columns, one-hot, with the slot counts the condition sampler needs.
+    fn small_table(rows: usize) -> (Layout, EncodedTable, Vec<Vec<u64>>) {
+        let mut layout = Layout::default();
+        layout.push(0, 1, Activation::Tanh, false);
+        layout.push(0, 3, Activation::Softmax, false);
+        layout.push(1, 4, Activation::Softmax, true);
+        layout.push(2, 2, Activation::Softmax, true);
+        let mut rng = stream(7, Purpose::Split);
+        let mut data = vec![0.0f32; rows * layout.data_dim];
+        let mut slots = vec![Vec::new(); 2];
+        for line in data.chunks_exact_mut(layout.data_dim) {
+            line[0] = rng.random_range(-1.0..1.0);
+            line[1 + rng.random_range(0..3)] = 1.0;
+            let first = rng.random_range(0..4usize);
+            let second = rng.random_range(0..2usize);
+            line[4 + first] = 1.0;
+            line[8 + second] = 1.0;
+            slots[0].push(first as u32);
+            slots[1].push(second as u32);
+        }
+        let counts = slots
+            .iter()
+            .zip([4, 2])
+            .map(|(slots, width)| {
+                let mut counts = vec![0u64; width];
+                slots.iter().for_each(|&slot| counts[slot as usize] += 1);
+                counts
+            })
+            .collect();
+        let table = EncodedTable { data, rows, slots };
+        (layout, table, counts)
+    }
+
+    /// Training steps on the host and through the tensor graph draw the same random numbers
+    /// and report the same losses, and leave the same weights: all but the residual layers'
+    /// biases (which batch normalisation removes, so their gradients are zero up to rounding
+    /// and Adam moves them by rounding noise) agree, up to the few weights whose gradient is
+    /// close enough to zero for rounding to flip the sign of Adam's first, sign-like steps.
+    #[test]
+    fn host_steps_match_the_tensor_steps() {
+        let (layout, table, counts) = small_table(60);
+        let config = GanConfig {
+            noise_dim: 6,
+            generator_dims: vec![16, 12],
+            critic_dims: vec![20, 10],
+            pac: 5,
+            batch_size: 30,
+            ..GanConfig::default()
+        };
+        let device = Device::Cpu;
+        let networks = [0, 1].map(|_| Networks::new(&config, &layout, 3, &device).unwrap());
+        let mut host = Trainer::new(&networks[0], &config, &layout, &counts, &table, 9).unwrap();
+        let mut tensor = Trainer::new(&networks[1], &config, &layout, &counts, &table, 9).unwrap();
+        assert!(host.host.is_some());
+        tensor.host = None;
+        for step in 0..4 {
+            let (a, b) = (host.critic_step().unwrap(), tensor.critic_step().unwrap());
+            let tolerance = if step == 0 { 1e-5 } else { 1e-3 };
+            assert!(
+                (a.critic - b.critic).abs() < tolerance * (1.0 + b.critic.abs()),
+                "step {step}: {a:?} against {b:?}"
+            );
+            assert!(
+                (a.penalty - b.penalty).abs() < tolerance * (1.0 + b.penalty.abs()),
+                "step {step}: {a:?} against {b:?}"
+            );
+            let (a, b) = (
+                host.generator_step().unwrap(),
+                tensor.generator_step().unwrap(),
+            );
+            assert!(
+                (a - b).abs() < tolerance * (1.0 + b.abs()),
+                "step {step}: {a} against {b}"
+            );
+        }
+        host.store().unwrap();
+        let (weights, expected) = (networks[0].tensors(), networks[1].tensors());
+        let (mut compared, mut apart) = (0usize, 0usize);
+        for (name, tensor) in &weights {
+            if name.starts_with("generator.residual") && name.ends_with("linear.bias") {
+                continue;
+            }
+            let got = tensor.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let want = expected[name]
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                compared += 1;
+                if (g - w).abs() > 1e-5 {
+                    apart += 1;
+                }
+            }
+        }
+        assert!(
+            apart * 100 <= compared,
+            "{apart} of {compared} weights differ"
+        );
+    }
 
     /// Categories drawn from logits follow their softmax, and each block becomes a one-hot.
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod cond;
 pub mod ctgan;
+mod host;
 pub mod select;
 
 use std::path::Path;
