@@ -19,7 +19,9 @@ pub struct EncodeConfig {
     /// A categorical column keeps at most this many of its most frequent values as one-hot
     /// entries; the rarer ones share one "other" entry.
     pub max_categories: usize,
-    /// Integer columns with at most this many distinct values are inferred as categorical.
+    /// Integer columns with at most this many distinct values are inferred as categorical
+    /// when they have at most [`EncodeConfig::FEW_DISTINCT`] or each is seen at least
+    /// [`EncodeConfig::CATEGORY_MEAN_ROWS`] times on average.
     pub categorical_max_distinct: usize,
     /// A categorical value seen fewer than this many times is rare: it is not stored in the
     /// model and never generated (1 keeps every value).
@@ -28,6 +30,14 @@ pub struct EncodeConfig {
 }
 
 impl EncodeConfig {
+    /// The fewest rows per distinct value, on average, for an integer column to be inferred as
+    /// categorical: below it the values are too thinly spread to learn one by one.
+    pub const CATEGORY_MEAN_ROWS: usize = 10;
+
+    /// Integer columns with at most this many distinct values are categorical however few
+    /// rows they have.
+    pub const FEW_DISTINCT: usize = 20;
+
     /// What models saved before rare values were protected did: keep every value.
     fn no_rare_protection() -> u64 {
         1
@@ -40,7 +50,7 @@ impl Default for EncodeConfig {
             mixture: BgmConfig::default(),
             mixture_sample: 20_000,
             max_categories: 100,
-            categorical_max_distinct: 20,
+            categorical_max_distinct: 50,
             rare_below: 5,
         }
     }

@@ -8,10 +8,17 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1, StandardNormal};
+use rand_xoshiro::Xoshiro256PlusPlus;
 use sha2::{Digest, Sha256};
 
 /// The generator behind every stream.
 pub type Stream = ChaCha8Rng;
+
+/// A faster generator for the bulk draws of training and generation (input noise, Gumbel
+/// noise, dropout masks, drawn categories): xoshiro256++, seeded like a [`Stream`]. It
+/// takes half the time of [`Stream`] per normal draw, and a fit makes over a hundred
+/// million of them.
+pub type Bulk = Xoshiro256PlusPlus;
 
 /// The purposes that own a stream each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,12 +84,25 @@ pub fn stream(seed: u64, purpose: Purpose) -> Stream {
 /// Returns stream number `index` for `purpose`, for work split into independent parts
 /// (one mixture per column, say).
 pub fn substream(seed: u64, purpose: Purpose, index: u64) -> Stream {
+    Stream::from_seed(digest(seed, purpose, index))
+}
+
+/// The [`Bulk`] generator for `purpose` under `seed`.
+pub fn bulk(seed: u64, purpose: Purpose) -> Bulk {
+    bulk_substream(seed, purpose, 0)
+}
+
+/// The [`Bulk`] generator of sub-stream `index` for `purpose` under `seed`.
+pub fn bulk_substream(seed: u64, purpose: Purpose, index: u64) -> Bulk {
+    Bulk::from_seed(digest(seed, purpose, index))
+}
+
+fn digest(seed: u64, purpose: Purpose, index: u64) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(seed.to_le_bytes());
     hasher.update(purpose.name().as_bytes());
     hasher.update(index.to_le_bytes());
-    let digest: [u8; 32] = hasher.finalize().into();
-    Stream::from_seed(digest)
+    hasher.finalize().into()
 }
 
 /// Draws a seed for a run that was given none.
@@ -91,14 +111,14 @@ pub fn fresh_seed() -> u64 {
 }
 
 /// Fills `out` with standard normal draws.
-pub fn fill_normal(rng: &mut Stream, out: &mut [f32]) {
+pub fn fill_normal<R: Rng + ?Sized>(rng: &mut R, out: &mut [f32]) {
     for value in out {
         *value = StandardNormal.sample(rng);
     }
 }
 
 /// Fills `out` with uniform draws in `[0, 1)`.
-pub fn fill_uniform(rng: &mut Stream, out: &mut [f32]) {
+pub fn fill_uniform<R: Rng + ?Sized>(rng: &mut R, out: &mut [f32]) {
     for value in out {
         *value = rng.random::<f32>();
     }
@@ -106,7 +126,7 @@ pub fn fill_uniform(rng: &mut Stream, out: &mut [f32]) {
 
 /// Returns one standard Gumbel draw, `-ln(e)` for a standard exponential draw `e` (which
 /// is `-ln(u)` for a uniform `u`, drawn here without a logarithm), kept off 0.
-pub fn gumbel(rng: &mut Stream) -> f32 {
+pub fn gumbel<R: Rng + ?Sized>(rng: &mut R) -> f32 {
     let exponential: f32 = Exp1.sample(rng);
     -exponential.max(1e-30).ln()
 }

@@ -18,7 +18,7 @@ use crate::data::io::TableWriter;
 use crate::encode::discrete::Label;
 use crate::encode::{ColumnEncoder, TableEncoder};
 use crate::error::{Error, Result};
-use crate::rng::{Purpose, Stream, substream};
+use crate::rng::{Purpose, Stream, bulk_substream, substream};
 use crate::tabular::cond::{CondSampler, Weighting};
 use crate::tabular::ctgan::{Generation, Networks, generate_rows};
 use crate::tabular::{TabularModel, discrete_counts};
@@ -113,8 +113,8 @@ impl Run {
         Run {
             condition: substream(seed, Purpose::Condition, index),
             generation: Generation::new(
-                substream(seed, Purpose::Noise, index),
-                substream(seed, Purpose::Gumbel, index),
+                bulk_substream(seed, Purpose::Noise, index),
+                bulk_substream(seed, Purpose::Gumbel, index),
             ),
             decode: substream(seed, Purpose::Generate, index),
         }

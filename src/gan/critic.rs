@@ -104,7 +104,7 @@ impl Critic {
 
     /// Draws one dropout mask per hidden layer for `samples` packed samples, scaled by
     /// 1 / (1 − p) so that the expected activation is unchanged.
-    pub fn dropout_masks(&self, samples: usize, rng: &mut Stream) -> Result<Vec<Tensor>> {
+    pub fn dropout_masks<R: rand::Rng>(&self, samples: usize, rng: &mut R) -> Result<Vec<Tensor>> {
         let keep = 1.0 - self.config.dropout;
         self.config
             .hidden
@@ -195,7 +195,7 @@ impl Critic {
         fake: &Tensor,
         weight: f64,
         alpha_rng: &mut Stream,
-        dropout_rng: &mut Stream,
+        dropout_rng: &mut impl rand::Rng,
     ) -> Result<Tensor> {
         let samples = real.dim(0)? / self.config.pac;
         let interpolates = loss::interpolates(real, fake, self.config.pac, alpha_rng)?;

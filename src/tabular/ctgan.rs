@@ -34,7 +34,7 @@ use crate::gan::ops::{
 };
 use crate::gan::optim::{Adam, AdamConfig};
 use crate::gan::train::{Adversarial, Control, EpochMetrics, StepLosses};
-use crate::rng::{Purpose, Stream, fill_normal, gumbel, stream};
+use crate::rng::{Bulk, Purpose, Stream, bulk, fill_normal, gumbel, stream};
 use crate::tabular::cond::{CondBatch, CondSampler};
 use crate::tabular::host::{HostCritic, HostGenerator, Pass};
 
@@ -237,7 +237,7 @@ fn fill_generator_input(
     cond_dim: usize,
     cond: &CondBatch,
     rows: usize,
-    rng: &mut Stream,
+    rng: &mut Bulk,
     buffer: &mut Vec<f32>,
 ) {
     let width = config.noise_dim + cond_dim;
@@ -250,13 +250,7 @@ fn fill_generator_input(
 }
 
 /// Fills `buffer` with Gumbel noise on softmax positions and zeros on tanh positions.
-fn gumbel_noise(
-    spans: &[Span],
-    rows: usize,
-    width: usize,
-    rng: &mut Stream,
-    buffer: &mut Vec<f32>,
-) {
+fn gumbel_noise(spans: &[Span], rows: usize, width: usize, rng: &mut Bulk, buffer: &mut Vec<f32>) {
     buffer.clear();
     buffer.resize(rows * width, 0.0);
     for line in buffer.chunks_exact_mut(width) {
@@ -317,12 +311,12 @@ struct HostTraining {
 }
 
 struct TrainStreams {
-    noise: Stream,
+    noise: Bulk,
     condition: Stream,
     rows: Stream,
-    dropout: Stream,
+    dropout: Bulk,
     penalty: Stream,
-    gumbel: Stream,
+    gumbel: Bulk,
 }
 
 impl<'a> Trainer<'a> {
@@ -384,12 +378,12 @@ impl<'a> Trainer<'a> {
             generator_optimiser: Adam::new(&networks.generator.params, adam)?,
             critic_optimiser: Adam::new(&networks.critic.params, adam)?,
             streams: TrainStreams {
-                noise: stream(seed, Purpose::Noise),
+                noise: bulk(seed, Purpose::Noise),
                 condition: stream(seed, Purpose::Condition),
                 rows: stream(seed, Purpose::Rows),
-                dropout: stream(seed, Purpose::Dropout),
+                dropout: bulk(seed, Purpose::Dropout),
                 penalty: stream(seed, Purpose::Penalty),
-                gumbel: stream(seed, Purpose::Gumbel),
+                gumbel: bulk(seed, Purpose::Gumbel),
             },
             buffers: Default::default(),
             blocks: Vec::new(),
@@ -735,16 +729,16 @@ fn scalar(tensor: &Tensor) -> Result<f64> {
 /// generator's activation buffers.
 pub struct Generation {
     /// Draws the generator's input noise.
-    pub noise: Stream,
+    pub noise: Bulk,
     /// Draws the categories of the one-hot blocks.
-    pub categories: Stream,
+    pub categories: Bulk,
     blocks: Vec<Vec<f32>>,
     input: Vec<f32>,
 }
 
 impl Generation {
     /// Generation state drawing from the given streams.
-    pub fn new(noise: Stream, categories: Stream) -> Generation {
+    pub fn new(noise: Bulk, categories: Bulk) -> Generation {
         Generation {
             noise,
             categories,
@@ -796,7 +790,7 @@ pub fn generate_rows(
 }
 
 /// Replaces the logits in `block` with the one-hot of a category drawn from their softmax.
-fn draw_one_hot(block: &mut [f32], rng: &mut Stream) {
+fn draw_one_hot(block: &mut [f32], rng: &mut Bulk) {
     let largest = block.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut total = 0.0f32;
     for value in block.iter_mut() {
@@ -907,7 +901,7 @@ mod tests {
         let real_tensor = Tensor::from_slice(&real, (rows, 7), &device).unwrap();
         let fake_tensor = Tensor::from_slice(&fake, (rows, 7), &device).unwrap();
         let both = Tensor::cat(&[&real_tensor, &fake_tensor], 0).unwrap();
-        let mut dropout = stream(3, Purpose::Dropout);
+        let mut dropout = bulk(3, Purpose::Dropout);
         let masks = critic.dropout_masks(2 * samples, &mut dropout).unwrap();
         let scores = critic
             .forward(&critic.pack(&both).unwrap(), &masks, false)
@@ -931,7 +925,7 @@ mod tests {
 
         let (hidden, output) = critic.layers();
         let mut host = HostCritic::new(hidden, output, 14, 0.2, 0.5, adam()).unwrap();
-        let mut dropout = stream(3, Purpose::Dropout);
+        let mut dropout = bulk(3, Purpose::Dropout);
         let both: Vec<f32> = real.iter().chain(&fake).copied().collect();
         let mut pass = Pass::default();
         host.forward(&mut pass, &both, 2 * samples, &mut dropout);
@@ -1015,7 +1009,7 @@ mod tests {
         let activated = activate(&(&raw + tensor(&noise, data_dim)).unwrap(), &spans, 0.2).unwrap();
         let fake = Tensor::cat(&[&activated, &tensor(&cond, cond_dim)], 1).unwrap();
         let masks = critic
-            .dropout_masks(samples, &mut stream(6, Purpose::Dropout))
+            .dropout_masks(samples, &mut bulk(6, Purpose::Dropout))
             .unwrap();
         let scores = critic
             .forward(&critic.pack(&fake).unwrap(), &masks, true)
@@ -1041,7 +1035,7 @@ mod tests {
         let (hidden, output) = critic.layers();
         let mut host_critic = HostCritic::new(hidden, output, 2 * width, 0.2, 0.5, adam()).unwrap();
         let mut pass = Pass::default();
-        host_critic.forward(&mut pass, &fake, samples, &mut stream(6, Purpose::Dropout));
+        host_critic.forward(&mut pass, &fake, samples, &mut bulk(6, Purpose::Dropout));
         let mut input_grad = Vec::new();
         let score_grad = vec![-1.0 / samples as f32; samples];
         host_critic.backward(
@@ -1179,7 +1173,7 @@ mod tests {
     fn drawn_categories_follow_the_softmax() {
         let logits = [0.0f32, 1.0, -1.0, 2.0];
         let total: f32 = logits.iter().map(|l| l.exp()).sum();
-        let mut rng = stream(9, Purpose::Gumbel);
+        let mut rng = bulk(9, Purpose::Gumbel);
         let mut counts = [0usize; 4];
         let draws = 200_000;
         for _ in 0..draws {

@@ -23,7 +23,7 @@ use crate::gan::fused::{
 };
 use crate::gan::nn::{BatchNorm, Linear};
 use crate::gan::optim::{AdamConfig, corrections, update_values};
-use crate::rng::{Stream, fill_uniform};
+use crate::rng::{Bulk, fill_uniform};
 
 /// One parameter: its values, gradient and Adam moments, and the variable it came from.
 struct Param {
@@ -425,7 +425,7 @@ impl HostCritic {
     /// Scores `samples` packed samples (`input: [samples, input_width]`) into `pass.scores`,
     /// with dropout masks drawn from `rng` (one uniform per hidden unit and sample, layer by
     /// layer, before any layer runs).
-    pub(crate) fn forward(&self, pass: &mut Pass, input: &[f32], samples: usize, rng: &mut Stream) {
+    pub(crate) fn forward(&self, pass: &mut Pass, input: &[f32], samples: usize, rng: &mut Bulk) {
         let layers = self.widths.len();
         pass.samples = samples;
         pass.gates.resize_with(layers, Vec::new);
@@ -577,7 +577,7 @@ impl HostCritic {
         input: &[f32],
         samples: usize,
         weight: f64,
-        rng: &mut Stream,
+        rng: &mut Bulk,
     ) -> f64 {
         self.forward(pass, input, samples, rng);
         let layers = self.widths.len();
