@@ -100,7 +100,7 @@ fn fit_seconds_per_epoch(path: &Path) -> (f64, usize, f64) {
     }
     (
         steady.iter().sum::<f64>() / steady.len() as f64,
-        train_rows.div_ceil(500),
+        (train_rows / 500).max(1),
         started.elapsed().as_secs_f64() / 3.0,
     )
 }

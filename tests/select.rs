@@ -10,7 +10,12 @@ use synth::data::io::read_table;
 use synth::data::schema::Schema;
 use synth::gan::train::Control;
 use synth::tabular::select::Selector;
+use synth::tabular::ctgan::Networks;
 use synth::tabular::{DataSummary, TabularModel, fit};
+
+fn flat(tensor: &candle_core::Tensor) -> Vec<f32> {
+    tensor.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
 
 fn fit_german(
     configure: impl FnOnce(&mut FitConfig),
@@ -43,6 +48,12 @@ fn the_kept_weights_are_the_best_checks_and_score_as_it_did() {
         .map(|epoch| epoch.quality.expect("every epoch is checked"))
         .collect();
     assert_eq!(qualities.len(), 4);
+    // Each check draws the same seeded noise, so checks that read the same weights would
+    // score the same: they read the weights trained by their epoch.
+    assert!(
+        qualities.windows(2).any(|pair| pair[0] != pair[1]),
+        "{qualities:?}"
+    );
     let selected = model.manifest.selected.expect("a check was kept");
     let best = qualities.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     assert_eq!(selected.quality, best);
@@ -69,6 +80,20 @@ fn the_kept_weights_are_the_best_checks_and_score_as_it_did() {
 fn checks_can_be_turned_off() {
     let (_, model) = fit_german(|config| config.select.every = Some(0));
     assert!(model.manifest.selected.is_none());
+    // The saved weights are the trained ones, not those the networks started from.
+    let manifest = &model.manifest;
+    let untrained = Networks::new(
+        &manifest.config.gan,
+        &manifest.encoder.layout,
+        manifest.seed,
+        &Device::Cpu,
+    )
+    .unwrap()
+    .tensors();
+    for (name, tensor) in model.networks.tensors() {
+        let (trained, initial) = (flat(&tensor), flat(&untrained[&name]));
+        assert!(trained != initial, "`{name}` was not trained");
+    }
     assert!(model.history.iter().all(|epoch| epoch.quality.is_none()));
     assert_eq!(model.history.len(), 4);
 }

@@ -31,6 +31,12 @@ pub trait Adversarial {
     fn epoch_end(&mut self, _metrics: &mut EpochMetrics) -> Result<Control> {
         Ok(Control::Continue)
     }
+    /// Puts the weights the steps trained into the networks' parameters, for a model whose
+    /// steps train copies of them. Runs before anything reads the networks during training,
+    /// and after the last epoch.
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Mean losses of one epoch, as written to `metrics.jsonl`.
@@ -110,5 +116,6 @@ pub fn train(
             break;
         }
     }
+    model.sync()?;
     Ok(history)
 }

@@ -33,7 +33,7 @@ use crate::gan::ops::{
     conditional_loss_row,
 };
 use crate::gan::optim::{Adam, AdamConfig};
-use crate::gan::train::{Adversarial, Control, EpochMetrics, StepLosses};
+use crate::gan::train::{Adversarial, StepLosses};
 use crate::rng::{Bulk, Purpose, Stream, bulk, fill_normal, gumbel, stream};
 use crate::tabular::cond::{CondBatch, CondSampler};
 use crate::tabular::host::{HostCritic, HostGenerator, Pass};
@@ -392,7 +392,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Copies the weights trained in host memory into the networks' parameters.
-    pub fn store(&self) -> Result<()> {
+    fn store(&self) -> Result<()> {
         if let Some(host) = &self.host {
             host.generator.store()?;
             host.critic.store()?;
@@ -713,11 +713,10 @@ impl Adversarial for Trainer<'_> {
         (self.table.rows / self.batch_size()).max(1)
     }
 
-    /// Puts the weights trained on the host into the networks, where the epoch's checks and
+    /// Puts the weights trained on the host into the networks, where the epochs' checks and
     /// the saved model read them.
-    fn epoch_end(&mut self, _metrics: &mut EpochMetrics) -> Result<Control> {
-        self.store()?;
-        Ok(Control::Continue)
+    fn sync(&mut self) -> Result<()> {
+        self.store()
     }
 }
 

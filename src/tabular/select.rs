@@ -98,7 +98,8 @@ impl<'a> Selector<'a> {
     }
 
     /// Whether `epoch` is one that is checked.
-    fn due(&self, epoch: usize) -> bool {
+    /// Whether the check runs after `epoch`.
+    pub fn due(&self, epoch: usize) -> bool {
         epoch.is_multiple_of(self.interval) || epoch == self.epochs
     }
 
@@ -198,11 +199,18 @@ impl<M: Adversarial> Adversarial for Selecting<'_, M> {
         self.model.steps_per_epoch()
     }
 
+    fn sync(&mut self) -> Result<()> {
+        self.model.sync()
+    }
+
     fn epoch_end(&mut self, metrics: &mut EpochMetrics) -> Result<Control> {
         let control = self.model.epoch_end(metrics)?;
         let Some(selector) = &mut self.selector else {
             return Ok(control);
         };
+        if selector.due(metrics.epoch) {
+            self.model.sync()?;
+        }
         let (quality, stop) = match selector.check(metrics.epoch) {
             Ok(checked) => checked,
             Err(error) => {
