@@ -9,8 +9,8 @@ use synth::config::FitConfig;
 use synth::data::io::read_table;
 use synth::data::schema::Schema;
 use synth::gan::train::Control;
-use synth::tabular::select::Selector;
 use synth::tabular::ctgan::Networks;
+use synth::tabular::select::Selector;
 use synth::tabular::{DataSummary, TabularModel, fit};
 
 fn flat(tensor: &candle_core::Tensor) -> Vec<f32> {

@@ -97,6 +97,19 @@ impl Layout {
     }
 }
 
+/// Spans of column 0 from `(offset, width, activation)` triples, for tests.
+#[cfg(test)]
+pub(crate) fn spans_of(list: &[(usize, usize, Activation)]) -> Vec<Span> {
+    list.iter()
+        .map(|&(offset, width, activation)| Span {
+            offset,
+            width,
+            activation,
+            column: 0,
+        })
+        .collect()
+}
+
 /// Index of the largest value, the first on ties.
 ///
 /// ```

@@ -285,21 +285,13 @@ mod tests {
     use crate::rng::{Purpose, stream};
 
     fn spans() -> Arc<[Span]> {
-        let spans = [
+        crate::encode::layout::spans_of(&[
             (0, 1, Activation::Tanh),
             (1, 3, Activation::Softmax),
             (4, 2, Activation::Softmax),
             (6, 1, Activation::Tanh),
-        ];
-        spans
-            .iter()
-            .map(|&(offset, width, activation)| Span {
-                offset,
-                width,
-                activation,
-                column: 0,
-            })
-            .collect()
+        ])
+        .into()
     }
 
     fn random_logits(rows: usize) -> Var {

@@ -832,21 +832,14 @@ mod tests {
     }
 
     fn spans() -> Arc<[Span]> {
-        [
+        crate::encode::layout::spans_of(&[
             (0, 1, Activation::Tanh),
             (1, 3, Activation::Softmax),
             (4, 4, Activation::Softmax),
             (8, 1, Activation::Tanh),
             (9, 2, Activation::Softmax),
-        ]
-        .iter()
-        .map(|&(offset, width, activation)| Span {
-            offset,
-            width,
-            activation,
-            column: 0,
-        })
-        .collect()
+        ])
+        .into()
     }
 
     /// Asserts that every host gradient matches the tensor path's, to a small fraction of the
