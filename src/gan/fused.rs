@@ -183,38 +183,73 @@ pub(crate) fn product_strided(
         return;
     }
     let parts = crate::threads::count();
-    if split == Split::Pool && parts > 1 && m >= 16 * parts && m * n * k >= SPLIT_MIN_WORK {
-        // Whole microkernel tiles (16 rows) per part.
-        let part_rows = m.div_ceil(parts).div_ceil(16) * 16;
-        let out_address = out.as_mut_ptr() as usize;
-        candle_core::utils::barrier_pool().execute(|part| {
-            let start = part * part_rows;
-            if start >= m {
-                return;
-            }
-            let rows = part_rows.min(m - start);
-            // SAFETY: `out` holds rows `0..m` (asserted above) and outlives the call, and each
-            // part writes only the values of its own rows `start..start + rows`.
-            let out = unsafe {
-                std::slice::from_raw_parts_mut(
-                    (out_address as *mut f32).add(start * out_stride),
-                    (rows - 1) * out_stride + n,
-                )
-            };
-            let a = (&a.0[start * a.1..], a.1, a.2);
-            product_strided((out, out_stride), (rows, n, k), a, b, accumulate, Split::No);
-        });
-        return;
+    if split == Split::Pool && parts > 1 && m * n * k >= SPLIT_MIN_WORK {
+        // Each part takes whole microkernel tiles (16 rows or columns) of the output: rows
+        // when they divide more evenly than columns (a 100-row product splits 64 + 36 by rows
+        // but 128 + 128 by columns).
+        let tiles = |length: usize| length.div_ceil(parts).div_ceil(16) * 16;
+        let evenness = |length: usize| length as f64 / (parts * tiles(length)) as f64;
+        let by_rows = evenness(m) >= evenness(n);
+        let (length, part_length) = if by_rows {
+            (m, tiles(m))
+        } else {
+            (n, tiles(n))
+        };
+        if part_length < length {
+            let out_address = out.as_mut_ptr() as usize;
+            candle_core::utils::barrier_pool().execute(|part| {
+                let start = part * part_length;
+                if start >= length {
+                    return;
+                }
+                let count = part_length.min(length - start);
+                let out = (out_address as *mut f32).wrapping_add(if by_rows {
+                    start * out_stride
+                } else {
+                    start
+                });
+                // SAFETY: the part's rows (or columns) lie inside the output asserted above,
+                // and no two parts write the same values; `a` and `b` are read only.
+                unsafe {
+                    if by_rows {
+                        let a = (&a.0[start * a.1..], a.1, a.2);
+                        gemm_raw(out, out_stride, (count, n, k), a, b, accumulate);
+                    } else {
+                        let b = (&b.0[start * b.2..], b.1, b.2);
+                        gemm_raw(out, out_stride, (m, count, k), a, b, accumulate);
+                    }
+                }
+            });
+            return;
+        }
     }
-    // SAFETY: the asserts above keep every index gemm forms (row · row stride + column ·
-    // column stride, within the given dimensions) inside the three slices, and `out` does not
-    // alias the inputs because it is borrowed mutably.
+    // SAFETY: the asserts above keep every index gemm forms inside the three slices, and
+    // `out` does not alias the inputs because it is borrowed mutably.
+    unsafe { gemm_raw(out.as_mut_ptr(), out_stride, (m, n, k), a, b, accumulate) }
+}
+
+/// `out[m × n] (+)= a · b` through gemm on one thread, `out` given by its first value and its
+/// row stride.
+///
+/// # Safety
+/// Every index `row · out_stride + column` (within `m × n`) must be writable through `out`
+/// and written by no one else during the call; `a` and `b` must hold every index their
+/// strides form within the dimensions.
+unsafe fn gemm_raw(
+    out: *mut f32,
+    out_stride: usize,
+    (m, n, k): (usize, usize, usize),
+    a: (&[f32], usize, usize),
+    b: (&[f32], usize, usize),
+    accumulate: bool,
+) {
+    // SAFETY: as the caller promises.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            out,
             1,
             out_stride as isize,
             accumulate,
@@ -556,30 +591,42 @@ mod tests {
     use super::*;
     use crate::rng::{Purpose, stream};
 
-    /// A product split over the compute pool gives the same bits as one on a single thread,
-    /// plain, transposed and accumulating. (On a one-core machine the pool has no workers and
-    /// both sides take the single-thread path.)
+    /// A product split over the compute pool (by rows or by columns) gives the same bits as
+    /// one on a single thread, plain, transposed, accumulating and into a wider output. (On a
+    /// one-core machine the pool has no workers and both sides take the single-thread path.)
     #[test]
     fn split_products_match_single_thread_ones() {
         let mut rng = stream(5, Purpose::Init);
-        let (m, n, k) = (203, 67, 131);
         let mut values = |count: usize| -> Vec<f32> {
             (0..count).map(|_| rng.random_range(-1.0..1.0)).collect()
         };
-        let (a, b, start) = (values(m * k), values(k * n), values(m * n));
-        assert!(m * n * k >= SPLIT_MIN_WORK);
-        for (a_strides, accumulate) in [((k, 1), false), ((1, m), false), ((k, 1), true)] {
-            let mut results = Vec::new();
-            for split in [Split::No, Split::Pool] {
-                let mut out = start.clone();
-                let a = (a.as_slice(), a_strides.0, a_strides.1);
-                product_into(&mut out, (m, n, k), a, (&b, n, 1), accumulate, split);
-                results.push(out);
+        // Split by rows; by columns (few rows, a long sum: the critic's first layer); by
+        // columns with a transposed right side.
+        for (m, n, k) in [(203, 67, 131), (100, 256, 2700), (50, 2700, 256)] {
+            let (a, b) = (values(m * k), values(k * n));
+            let out_stride = n + 3;
+            let start = values(m * out_stride);
+            assert!(m * n * k >= SPLIT_MIN_WORK);
+            let cases = [
+                ((k, 1), (n, 1), false),
+                ((1, m), (n, 1), false),
+                ((k, 1), (1, k), false),
+                ((k, 1), (n, 1), true),
+            ];
+            for (a_strides, b_strides, accumulate) in cases {
+                let mut results = Vec::new();
+                for split in [Split::No, Split::Pool] {
+                    let mut out = start.clone();
+                    let a = (a.as_slice(), a_strides.0, a_strides.1);
+                    let b = (b.as_slice(), b_strides.0, b_strides.1);
+                    product_strided((&mut out, out_stride), (m, n, k), a, b, accumulate, split);
+                    results.push(out);
+                }
+                assert!(
+                    results[0] == results[1],
+                    "{m}×{n}×{k}, strides {a_strides:?} {b_strides:?}, accumulate {accumulate}"
+                );
             }
-            assert!(
-                results[0] == results[1],
-                "strides {a_strides:?}, accumulate {accumulate}"
-            );
         }
     }
 
