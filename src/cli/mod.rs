@@ -39,9 +39,8 @@ pub struct Cli {
     /// Hide progress bars
     #[arg(long, global = true)]
     pub no_progress: bool,
-    /// Compute threads [default: 1 for `fit`, where a second helps only wide tables; every
-    /// core for the other commands]; results do not depend on it; `RAYON_NUM_THREADS` also
-    /// sets it
+    /// Compute threads [default: every core]; results do not depend on it;
+    /// `RAYON_NUM_THREADS` also sets it
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     /// The command to run
@@ -97,14 +96,9 @@ impl Cli {
     /// The number of compute threads this command should use: `--threads`, else
     /// `RAYON_NUM_THREADS`, else the default.
     pub fn threads(&self) -> usize {
-        match (
-            &self.command,
-            self.threads.or_else(crate::threads::from_environment),
-        ) {
-            (_, Some(threads)) => threads.max(1),
-            (Command::Fit(_), None) => 1,
-            (_, None) => crate::threads::cores(),
-        }
+        self.threads
+            .or_else(crate::threads::from_environment)
+            .map_or_else(crate::threads::cores, |threads| threads.max(1))
     }
 }
 

@@ -197,7 +197,7 @@ pub(crate) fn product_strided(
         };
         if part_length < length {
             let out_address = out.as_mut_ptr() as usize;
-            candle_core::utils::barrier_pool().execute(|part| {
+            crate::threads::pool().execute(parts, &|part| {
                 let start = part * part_length;
                 if start >= length {
                     return;
