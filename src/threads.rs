@@ -114,12 +114,15 @@ impl Pool {
             lock: Mutex::new(()),
             wake: Condvar::new(),
         }));
-        for index in 0..workers {
-            std::thread::Builder::new()
-                .name(format!("synth-compute-{index}"))
-                .spawn(move || work(shared))
-                .expect("could not start a compute thread");
-        }
+        // A worker the system refuses to start leaves the work to the others.
+        let workers = (0..workers)
+            .filter(|index| {
+                std::thread::Builder::new()
+                    .name(format!("synth-compute-{index}"))
+                    .spawn(move || work(shared))
+                    .is_ok()
+            })
+            .count();
         Pool { shared, workers }
     }
 
