@@ -2,7 +2,7 @@
 //!
 //! Three kinds of work use threads, each in its own way:
 //! - The networks' matrix products (training, generation, the image GANs) split their output
-//!   over a [`Pool`] of compute threads. Its workers spin for a moment between jobs, so a
+//!   over a pool of compute threads. Its workers spin for a moment between jobs, so a
 //!   hand-off costs microseconds, which is what the many small products of a 500-row
 //!   training step need; a pool whose workers fall asleep between products loses the gain.
 //!   Parts are claimed, not assigned: the thread that posts a product runs every part no

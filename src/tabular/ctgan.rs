@@ -6,6 +6,11 @@
 //! one-hot blocks). The critic is the shared PacGAN critic of [`crate::gan::critic`], scoring
 //! encoded rows together with their conditional vectors.
 //!
+//! [`Trainer`] takes its steps on host copies of both networks when they live on the CPU
+//! (`src/tabular/host.rs`), and as candle tensor graphs elsewhere; both make the same
+//! random draws in the same order, and tests below check that they compute the same
+//! gradients and steps.
+//!
 //! # Limitations
 //! - Batch normalisation always uses the statistics of the batch at hand, in training and in
 //!   generation (as CTGAN samples in training mode); generation runs in large batches, so the
