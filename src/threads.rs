@@ -286,7 +286,10 @@ mod tests {
         pool.execute(2, &|_| {
             started.fetch_add(1, SeqCst);
             while started.load(SeqCst) < 2 {
-                assert!(waited.elapsed() < Duration::from_secs(10), "parts ran one by one");
+                assert!(
+                    waited.elapsed() < Duration::from_secs(10),
+                    "parts ran one by one"
+                );
                 std::hint::spin_loop();
             }
         });
