@@ -480,19 +480,33 @@ struct BatchNorm;
 /// Column means and inverse standard deviations.
 pub(crate) fn statistics(xs: &[f32], width: usize) -> (Vec<f32>, Vec<f32>) {
     let rows = (xs.len() / width).max(1) as f32;
-    let mean: Vec<f32> = column_sums(xs, width)
-        .iter()
-        .map(|sum| sum / rows)
-        .collect();
-    let mut variance = vec![0.0f32; width];
+    // One pass: sums and sums of squares of each column's offsets from its first value,
+    // which keeps the subtraction of the squared mean from cancelling (the offsets' mean is
+    // of the order of their spread).
+    let shift: Vec<f32> = xs
+        .get(..width)
+        .map_or_else(|| vec![0.0; width], <[f32]>::to_vec);
+    let (mut sums, mut squares) = (vec![0.0f32; width], vec![0.0f32; width]);
     for row in xs.chunks_exact(width) {
-        for ((v, x), m) in variance.iter_mut().zip(row).zip(&mean) {
-            *v += (x - m) * (x - m);
+        for (((sum, square), x), shift) in sums.iter_mut().zip(&mut squares).zip(row).zip(&shift) {
+            let offset = x - shift;
+            *sum += offset;
+            *square += offset * offset;
         }
     }
-    let inverse = variance
+    let mean = sums
         .iter()
-        .map(|v| 1.0 / (v / rows + BATCH_NORM_EPSILON as f32).sqrt())
+        .zip(&shift)
+        .map(|(sum, shift)| shift + sum / rows)
+        .collect();
+    let inverse = sums
+        .iter()
+        .zip(&squares)
+        .map(|(sum, square)| {
+            let offset_mean = sum / rows;
+            let variance = (square / rows - offset_mean * offset_mean).max(0.0);
+            1.0 / (variance + BATCH_NORM_EPSILON as f32).sqrt()
+        })
         .collect();
     (mean, inverse)
 }

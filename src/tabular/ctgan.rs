@@ -133,17 +133,18 @@ impl Generator {
     /// [`Self::forward_detached`] on host memory, for generation: each residual layer writes
     /// its output into a block of its own, and later layers read the blocks in place of their
     /// concatenation, so a batch costs its matrix products and no copies. `blocks` is reused
-    /// from batch to batch.
+    /// from batch to batch; its last block receives the raw outputs, which are returned.
     ///
     /// # Shapes
     /// `input: [rows, noise_dim + cond_dim]` → `[rows, data_dim]`, row-major.
-    pub fn forward_host(
+    pub fn forward_host<'b>(
         &self,
         input: &[f32],
         rows: usize,
-        blocks: &mut Vec<Vec<f32>>,
-    ) -> Result<Vec<f32>> {
-        blocks.resize_with(self.residuals.len(), Vec::new);
+        blocks: &'b mut Vec<Vec<f32>>,
+    ) -> Result<&'b mut [f32]> {
+        let layers = self.residuals.len();
+        blocks.resize_with(layers + 1, Vec::new);
         for (index, (linear, norm)) in self.residuals.iter().enumerate() {
             let (done, rest) = blocks.split_at_mut(index);
             let out = &mut rest[0];
@@ -162,16 +163,17 @@ impl Generator {
                 })
             })??;
         }
-        let mut reads: Vec<&[f32]> = blocks.iter().rev().map(Vec::as_slice).collect();
+        let (done, raw) = blocks.split_at_mut(layers);
+        let mut reads: Vec<&[f32]> = done.iter().rev().map(Vec::as_slice).collect();
         reads.push(input);
-        let mut raw = Vec::new();
+        let raw = &mut raw[0];
         with_host(self.output.weight.as_tensor(), |weight| {
             with_host(self.output.bias.as_tensor(), |bias| {
-                linear_blocks(&mut raw, rows, &reads, weight, bias.len());
-                add_to_rows(&mut raw, bias);
+                linear_blocks(raw, rows, &reads, weight, bias.len());
+                add_to_rows(raw, bias);
             })
         })??;
-        Ok(raw)
+        Ok(raw.as_mut_slice())
     }
 }
 
@@ -583,7 +585,7 @@ impl<'a> Trainer<'a> {
                 .networks
                 .generator
                 .forward_host(input_buffer, rows, &mut self.blocks)?;
-            Tensor::from_vec(raw, (rows, self.data_dim), device)?
+            Tensor::from_slice(raw, (rows, self.data_dim), device)?
         } else {
             let width = self.config.noise_dim + self.cond_dim;
             let input = Tensor::from_slice(input_buffer, (rows, width), device)?;
@@ -758,14 +760,14 @@ impl Generation {
 /// Training draws categories as the largest of logits plus Gumbel noise, whose distribution
 /// is the same; drawing from the softmax directly takes one exponential per category and one
 /// uniform per block, instead of two logarithms and a uniform per category.
-pub fn generate_rows(
+pub fn generate_rows<'s>(
     networks: &Networks,
     config: &GanConfig,
     layout: &Layout,
     cond: &CondBatch,
     rows: usize,
-    state: &mut Generation,
-) -> Result<Vec<f32>> {
+    state: &'s mut Generation,
+) -> Result<&'s [f32]> {
     let Generation {
         noise,
         categories,
@@ -774,12 +776,14 @@ pub fn generate_rows(
     } = state;
     let width = config.noise_dim + layout.cond_dim;
     fill_generator_input(config, layout.cond_dim, cond, rows, noise, input);
-    let mut values = if networks.device().is_cpu() {
+    let values = if networks.device().is_cpu() {
         networks.generator.forward_host(input, rows, blocks)?
     } else {
         let input = Tensor::from_slice(input, (rows, width), networks.device())?;
         let raw = networks.generator.forward_detached(&input)?;
-        raw.flatten_all()?.to_vec1::<f32>()?
+        blocks.resize_with(1, Vec::new);
+        blocks[0] = raw.flatten_all()?.to_vec1::<f32>()?;
+        blocks[0].as_mut_slice()
     };
     for line in values.chunks_exact_mut(layout.data_dim) {
         for span in &layout.spans {
