@@ -41,7 +41,7 @@ use crate::gan::optim::{Adam, AdamConfig};
 use crate::gan::train::{Adversarial, StepLosses};
 use crate::rng::{Bulk, Purpose, Stream, bulk, fill_normal, gumbel, stream};
 use crate::tabular::cond::{CondBatch, CondSampler};
-use crate::tabular::host::{HostCritic, HostGenerator, Pass};
+use crate::tabular::host::{HostCritic, HostGenerator, Pass, interpolate};
 
 /// The residual generator.
 #[derive(Debug)]
@@ -294,8 +294,6 @@ pub struct Trainer<'a> {
     critic_optimiser: Adam,
     streams: TrainStreams,
     buffers: [Vec<f32>; 3],
-    /// The generator's activation blocks for its host forward.
-    blocks: Vec<Vec<f32>>,
     /// On the CPU, the networks as host buffers and the steps' working memory.
     host: Option<Box<HostTraining>>,
 }
@@ -393,18 +391,8 @@ impl<'a> Trainer<'a> {
                 gumbel: bulk(seed, Purpose::Gumbel),
             },
             buffers: Default::default(),
-            blocks: Vec::new(),
             host,
         })
-    }
-
-    /// Copies the weights trained in host memory into the networks' parameters.
-    fn store(&self) -> Result<()> {
-        if let Some(host) = &self.host {
-            host.generator.store()?;
-            host.critic.store()?;
-        }
-        Ok(())
     }
 
     fn draw_conditions(&mut self) -> CondBatch {
@@ -480,19 +468,13 @@ impl<'a> Trainer<'a> {
         critic.backward(&host.main, &host.both, &host.score_grad, true, false, None);
 
         let (real, fake) = host.both.split_at(rows * width);
-        host.interpolates.resize(rows * width, 0.0);
-        let group = self.config.pac * width;
-        for ((out, real), fake) in host
-            .interpolates
-            .chunks_exact_mut(group)
-            .zip(real.chunks_exact(group))
-            .zip(fake.chunks_exact(group))
-        {
-            let alpha = self.streams.penalty.random::<f32>();
-            for ((out, real), fake) in out.iter_mut().zip(real).zip(fake) {
-                *out = fake + (real - fake) * alpha;
-            }
-        }
+        interpolate(
+            &mut host.interpolates,
+            real,
+            fake,
+            self.config.pac * width,
+            &mut self.streams.penalty,
+        );
         let penalty = critic.add_penalty(
             &mut host.interpolated,
             &host.interpolates,
@@ -579,19 +561,10 @@ impl<'a> Trainer<'a> {
             &mut self.streams.noise,
             input_buffer,
         );
-        let raw = if detach && device.is_cpu() {
-            // No gradient flows back into the generator: the copy-free host forward will do.
-            let raw = self
-                .networks
-                .generator
-                .forward_host(input_buffer, rows, &mut self.blocks)?;
-            Tensor::from_slice(raw, (rows, self.data_dim), device)?
-        } else {
-            let width = self.config.noise_dim + self.cond_dim;
-            let input = Tensor::from_slice(input_buffer, (rows, width), device)?;
-            let raw = self.networks.generator.forward(&input)?;
-            if detach { raw.detach() } else { raw }
-        };
+        let width = self.config.noise_dim + self.cond_dim;
+        let input = Tensor::from_slice(input_buffer, (rows, width), device)?;
+        let raw = self.networks.generator.forward(&input)?;
+        let raw = if detach { raw.detach() } else { raw };
         gumbel_noise(
             &self.spans,
             rows,
@@ -723,7 +696,11 @@ impl Adversarial for Trainer<'_> {
     /// Puts the weights trained on the host into the networks, where the epochs' checks and
     /// the saved model read them.
     fn sync(&mut self) -> Result<()> {
-        self.store()
+        if let Some(host) = &self.host {
+            host.generator.store()?;
+            host.critic.store()?;
+        }
+        Ok(())
     }
 }
 
@@ -939,18 +916,14 @@ mod tests {
             .map(|sample| if sample < samples { -share } else { share })
             .collect();
         host.backward(&pass, &both, &score_grad, true, false, None);
-        let mut alphas = stream(4, Purpose::Penalty);
-        let interpolates: Vec<f32> = real
-            .chunks_exact(14)
-            .zip(fake.chunks_exact(14))
-            .flat_map(|(real, fake)| {
-                let alpha = alphas.random::<f32>();
-                real.iter()
-                    .zip(fake)
-                    .map(|(r, f)| f + (r - f) * alpha)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let mut interpolates = Vec::new();
+        interpolate(
+            &mut interpolates,
+            &real,
+            &fake,
+            14,
+            &mut stream(4, Purpose::Penalty),
+        );
         let value = host.add_penalty(
             &mut Pass::default(),
             &interpolates,
@@ -1143,7 +1116,7 @@ mod tests {
                 "step {step}: {a} against {b}"
             );
         }
-        host.store().unwrap();
+        host.sync().unwrap();
         let (weights, expected) = (networks[0].tensors(), networks[1].tensors());
         let (mut compared, mut apart) = (0usize, 0usize);
         for (name, tensor) in &weights {

@@ -16,6 +16,7 @@
 //! networks' parameters, which is where generation and checkpoints read them.
 
 use candle_core::{DType, Tensor, Var};
+use rand::Rng;
 
 use crate::error::Result;
 use crate::gan::fused::{
@@ -23,7 +24,7 @@ use crate::gan::fused::{
 };
 use crate::gan::nn::{BatchNorm, Linear};
 use crate::gan::optim::{AdamConfig, corrections, update_values};
-use crate::rng::{Bulk, fill_uniform};
+use crate::rng::{Bulk, Stream, fill_uniform};
 
 /// One parameter: its values, gradient and Adam moments, and the variable it came from.
 struct Param {
@@ -684,6 +685,29 @@ impl HostCritic {
     /// Copies the weights into the critic's parameters.
     pub(crate) fn store(&self) -> Result<()> {
         self.params.store()
+    }
+}
+
+/// Fills `out` with the interpolates `fake + (real − fake) · α` of the gradient penalty, one
+/// `α` drawn from `rng` per `group` consecutive values (a packed critic sample), as
+/// [`crate::gan::loss::interpolates`] draws them.
+pub(crate) fn interpolate(
+    out: &mut Vec<f32>,
+    real: &[f32],
+    fake: &[f32],
+    group: usize,
+    rng: &mut Stream,
+) {
+    out.resize(real.len(), 0.0);
+    for ((out, real), fake) in out
+        .chunks_exact_mut(group)
+        .zip(real.chunks_exact(group))
+        .zip(fake.chunks_exact(group))
+    {
+        let alpha = rng.random::<f32>();
+        for ((out, real), fake) in out.iter_mut().zip(real).zip(fake) {
+            *out = fake + (real - fake) * alpha;
+        }
     }
 }
 
