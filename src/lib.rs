@@ -31,6 +31,7 @@ pub mod image;
 pub mod report;
 pub mod rng;
 pub mod sample;
+pub mod simd;
 pub mod tabular;
 pub mod threads;
 

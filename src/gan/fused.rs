@@ -312,16 +312,86 @@ pub(crate) fn add_to_rows(out: &mut [f32], bias: &[f32]) {
     }
 }
 
-/// Batch normalisation with the batch's statistics followed by ReLU, in place on host
-/// memory: the same values as [`batch_norm`] then `relu`.
-pub(crate) fn batch_norm_relu_in_place(xs: &mut [f32], gamma: &[f32], beta: &[f32]) {
-    let width = gamma.len();
-    let (mean, inverse) = statistics(xs, width);
-    for row in xs.chunks_exact_mut(width) {
-        for column in 0..width {
-            let value =
-                (row[column] - mean[column]) * inverse[column] * gamma[column] + beta[column];
-            row[column] = value.max(0.0);
+/// The product of a linear layer on matrices held feature by feature, `out = W [x₁; x₂; …]`
+/// (no bias): the input is a stack of blocks (`widths[i] × rows` each), each meeting its
+/// own columns of `weight` (`[outputs, Σ widths]`), and `out` is resized to
+/// `outputs × rows`.
+pub(crate) fn features_linear(
+    out: &mut Vec<f32>,
+    rows: usize,
+    blocks: &[&[f32]],
+    weight: &[f32],
+    outputs: usize,
+) {
+    let inputs = weight.len() / outputs.max(1);
+    out.resize(outputs * rows, 0.0);
+    if rows == 0 {
+        return;
+    }
+    let mut column = 0;
+    for (index, block) in blocks.iter().enumerate() {
+        let width = block.len() / rows;
+        product_into(
+            out,
+            (outputs, rows, width),
+            (&weight[column..], inputs, 1),
+            (block, rows, 1),
+            index > 0,
+            split(),
+        );
+        column += width;
+    }
+    assert_eq!(column, inputs, "blocks do not cover the layer's inputs");
+}
+
+/// Batch normalisation with the batch's statistics followed by ReLU, in place, on a matrix
+/// held feature by feature (`gamma.len() × rows`): the same transformation as
+/// [`batch_norm`] then `relu` on its transpose.
+///
+/// Each feature's sums run over sixteen interleaved partial sums, added up at the end, so
+/// they vectorise; the order is fixed, so the result does not depend on the CPU.
+pub(crate) fn features_batch_norm_relu(xs: &mut [f32], rows: usize, gamma: &[f32], beta: &[f32]) {
+    if rows > 0 {
+        crate::simd::vectorized(
+            #[inline(always)]
+            || features_batch_norm_relu_loop(xs, rows, gamma, beta),
+        );
+    }
+}
+
+#[inline(always)]
+fn features_batch_norm_relu_loop(xs: &mut [f32], rows: usize, gamma: &[f32], beta: &[f32]) {
+    const LANES: usize = 16;
+    let count = rows as f32;
+    {
+        for ((values, gamma), beta) in xs.chunks_exact_mut(rows).zip(gamma).zip(beta) {
+            // Offsets from the first value keep the squared mean from cancelling (see
+            // [`statistics`]).
+            let shift = values[0];
+            let (mut sums, mut squares) = ([0.0f32; LANES], [0.0f32; LANES]);
+            let mut lanes = values.chunks_exact(LANES);
+            for chunk in &mut lanes {
+                for ((sum, square), value) in sums.iter_mut().zip(&mut squares).zip(chunk) {
+                    let offset = value - shift;
+                    *sum += offset;
+                    *square += offset * offset;
+                }
+            }
+            for ((sum, square), value) in sums.iter_mut().zip(&mut squares).zip(lanes.remainder()) {
+                let offset = value - shift;
+                *sum += offset;
+                *square += offset * offset;
+            }
+            let offset_mean = sums.iter().sum::<f32>() / count;
+            let variance =
+                (squares.iter().sum::<f32>() / count - offset_mean * offset_mean).max(0.0);
+            let (mean, inverse) = (
+                shift + offset_mean,
+                1.0 / (variance + BATCH_NORM_EPSILON as f32).sqrt(),
+            );
+            for value in values.iter_mut() {
+                *value = ((*value - mean) * inverse * gamma + beta).max(0.0);
+            }
         }
     }
 }
@@ -487,13 +557,20 @@ pub(crate) fn statistics(xs: &[f32], width: usize) -> (Vec<f32>, Vec<f32>) {
         .get(..width)
         .map_or_else(|| vec![0.0; width], <[f32]>::to_vec);
     let (mut sums, mut squares) = (vec![0.0f32; width], vec![0.0f32; width]);
-    for row in xs.chunks_exact(width) {
-        for (((sum, square), x), shift) in sums.iter_mut().zip(&mut squares).zip(row).zip(&shift) {
-            let offset = x - shift;
-            *sum += offset;
-            *square += offset * offset;
-        }
-    }
+    crate::simd::vectorized(
+        #[inline(always)]
+        || {
+            for row in xs.chunks_exact(width) {
+                for (((sum, square), x), shift) in
+                    sums.iter_mut().zip(&mut squares).zip(row).zip(&shift)
+                {
+                    let offset = x - shift;
+                    *sum += offset;
+                    *square += offset * offset;
+                }
+            }
+        },
+    );
     let mean = sums
         .iter()
         .zip(&shift)

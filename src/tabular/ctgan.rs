@@ -28,9 +28,7 @@ use crate::encode::EncodedTable;
 use crate::encode::layout::{Activation, Layout, Span};
 use crate::error::Result;
 use crate::gan::critic::{Critic, CriticConfig};
-use crate::gan::fused::{
-    LinearGrads, add_to_rows, batch_norm_relu_in_place, linear_blocks, with_host,
-};
+use crate::gan::fused::{LinearGrads, features_batch_norm_relu, features_linear, with_host};
 use crate::gan::loss::{Objective, critic_loss, generator_loss};
 use crate::gan::nn::{BatchNorm, Linear, Params};
 use crate::gan::ops::{
@@ -130,13 +128,20 @@ impl Generator {
         self.output.forward_detached(&hidden)
     }
 
-    /// [`Self::forward_detached`] on host memory, for generation: each residual layer writes
-    /// its output into a block of its own, and later layers read the blocks in place of their
-    /// concatenation, so a batch costs its matrix products and no copies. `blocks` is reused
-    /// from batch to batch; its last block receives the raw outputs, which are returned.
+    /// [`Self::forward_detached`] on host memory, for generation, with every matrix held
+    /// feature by feature (`[features, rows]`, each feature's values over the rows side by
+    /// side). Each residual layer writes its output into a block of its own, and later layers
+    /// read the blocks in place of their concatenation, so a batch costs its matrix products
+    /// and no copies. `blocks` is reused from batch to batch; its last block receives the raw
+    /// outputs, which are returned.
+    ///
+    /// Rows are the long side of every product here, and in this layout they are the side
+    /// the matrix-product kernels run along, so the output layer, a dozen features wide,
+    /// runs as fast as the hidden ones (held row by row, it ran at a third of their speed);
+    /// batch norm and the activations also run along contiguous rows.
     ///
     /// # Shapes
-    /// `input: [rows, noise_dim + cond_dim]` → `[rows, data_dim]`, row-major.
+    /// `input: [noise_dim + cond_dim, rows]` → `[data_dim, rows]`.
     pub fn forward_host<'b>(
         &self,
         input: &[f32],
@@ -148,18 +153,18 @@ impl Generator {
         for (index, (linear, norm)) in self.residuals.iter().enumerate() {
             let (done, rest) = blocks.split_at_mut(index);
             let out = &mut rest[0];
-            // The layer reads [out_{index-1} | … | out_0 | input], newest first.
+            // The layer reads [out_{index-1}; …; out_0; input], newest first.
             let mut reads: Vec<&[f32]> = done.iter().rev().map(Vec::as_slice).collect();
             reads.push(input);
             // Batch normalisation subtracts the batch's mean, which removes the layer's bias
             // exactly, so it is not added.
             let outputs = norm.gamma.elem_count();
             with_host(linear.weight.as_tensor(), |weight| {
-                linear_blocks(out, rows, &reads, weight, outputs)
+                features_linear(out, rows, &reads, weight, outputs)
             })?;
             with_host(norm.gamma.as_tensor(), |gamma| {
                 with_host(norm.beta.as_tensor(), |beta| {
-                    batch_norm_relu_in_place(out, gamma, beta)
+                    features_batch_norm_relu(out, rows, gamma, beta)
                 })
             })??;
         }
@@ -169,8 +174,10 @@ impl Generator {
         let raw = &mut raw[0];
         with_host(self.output.weight.as_tensor(), |weight| {
             with_host(self.output.bias.as_tensor(), |bias| {
-                linear_blocks(raw, rows, &reads, weight, bias.len());
-                add_to_rows(raw, bias);
+                features_linear(raw, rows, &reads, weight, bias.len());
+                for (values, bias) in raw.chunks_exact_mut(rows).zip(bias) {
+                    values.iter_mut().for_each(|value| *value += bias);
+                }
             })
         })??;
         Ok(raw.as_mut_slice())
@@ -709,7 +716,7 @@ fn scalar(tensor: &Tensor) -> Result<f64> {
 }
 
 /// What generation keeps between batches of [`generate_rows`]: its noise streams and the
-/// generator's activation buffers.
+/// generator's buffers.
 pub struct Generation {
     /// Draws the generator's input noise.
     pub noise: Bulk,
@@ -717,6 +724,8 @@ pub struct Generation {
     pub categories: Bulk,
     blocks: Vec<Vec<f32>>,
     input: Vec<f32>,
+    scratch: Vec<f32>,
+    activated: Vec<f32>,
 }
 
 impl Generation {
@@ -727,6 +736,8 @@ impl Generation {
             categories,
             blocks: Vec::new(),
             input: Vec::new(),
+            scratch: Vec::new(),
+            activated: Vec::new(),
         }
     }
 }
@@ -737,6 +748,9 @@ impl Generation {
 /// Training draws categories as the largest of logits plus Gumbel noise, whose distribution
 /// is the same; drawing from the softmax directly takes one exponential per category and one
 /// uniform per block, instead of two logarithms and a uniform per category.
+///
+/// The generator runs on matrices held feature by feature (see
+/// [`Generator::forward_host`]), and the activated outputs are turned row by row at the end.
 pub fn generate_rows<'s>(
     networks: &Networks,
     config: &GanConfig,
@@ -750,49 +764,107 @@ pub fn generate_rows<'s>(
         categories,
         blocks,
         input,
+        scratch,
+        activated,
     } = state;
     let width = config.noise_dim + layout.cond_dim;
-    fill_generator_input(config, layout.cond_dim, cond, rows, noise, input);
+    fill_generation_input(config.noise_dim, layout.cond_dim, cond, rows, noise, input);
     let values = if networks.device().is_cpu() {
         networks.generator.forward_host(input, rows, blocks)?
     } else {
-        let input = Tensor::from_slice(input, (rows, width), networks.device())?;
+        let input = Tensor::from_slice(input, (width, rows), networks.device())?
+            .t()?
+            .contiguous()?;
         let raw = networks.generator.forward_detached(&input)?;
         blocks.resize_with(1, Vec::new);
-        blocks[0] = raw.flatten_all()?.to_vec1::<f32>()?;
+        blocks[0] = raw.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         blocks[0].as_mut_slice()
     };
-    for line in values.chunks_exact_mut(layout.data_dim) {
-        for span in &layout.spans {
-            let block = &mut line[span.offset..span.offset + span.width];
-            match span.activation {
-                Activation::Tanh => block.iter_mut().for_each(|value| *value = value.tanh()),
-                Activation::Softmax => draw_one_hot(block, categories),
-            }
+    for span in &layout.spans {
+        let block = &mut values[span.offset * rows..(span.offset + span.width) * rows];
+        match span.activation {
+            Activation::Tanh => crate::simd::tanh_in_place(block),
+            Activation::Softmax => draw_one_hots(block, rows, categories, scratch),
         }
     }
-    Ok(values)
+    activated.resize(rows * layout.data_dim, 0.0);
+    for (feature, values) in values.chunks_exact(rows.max(1)).enumerate() {
+        for (row, value) in values.iter().enumerate() {
+            activated[row * layout.data_dim + feature] = *value;
+        }
+    }
+    Ok(activated)
 }
 
-/// Replaces the logits in `block` with the one-hot of a category drawn from their softmax.
-fn draw_one_hot(block: &mut [f32], rng: &mut Bulk) {
-    let largest = block.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut total = 0.0f32;
-    for value in block.iter_mut() {
-        *value = (*value - largest).exp();
-        total += *value;
-    }
-    let mut left = rng.random::<f32>() * total;
-    let mut chosen = block.len() - 1;
-    for (slot, weight) in block.iter().enumerate() {
-        if left < *weight {
-            chosen = slot;
-            break;
+/// Fills `buffer` with generation inputs held feature by feature
+/// (`[noise_dim + cond_dim, rows]`): noise, then the conditional vectors.
+fn fill_generation_input(
+    noise_dim: usize,
+    cond_dim: usize,
+    cond: &CondBatch,
+    rows: usize,
+    rng: &mut Bulk,
+    buffer: &mut Vec<f32>,
+) {
+    buffer.resize(rows * (noise_dim + cond_dim), 0.0);
+    let (noise, conditions) = buffer.split_at_mut(noise_dim * rows);
+    fill_normal(rng, noise);
+    for (slot, values) in conditions.chunks_exact_mut(rows.max(1)).enumerate() {
+        for (row, value) in values.iter_mut().enumerate() {
+            *value = cond.vectors[row * cond_dim + slot];
         }
-        left -= weight;
     }
-    block.fill(0.0);
-    block[chosen] = 1.0;
+}
+
+/// Replaces the logits in `block` (`[width, rows]`, one span's features) with the one-hot of
+/// a category drawn, row by row, from their softmax. `scratch` holds each row's largest
+/// logit, then its total weight.
+fn draw_one_hots(block: &mut [f32], rows: usize, rng: &mut Bulk, scratch: &mut Vec<f32>) {
+    let width = block.len() / rows.max(1);
+    scratch.clear();
+    scratch.resize(rows, f32::NEG_INFINITY);
+    crate::simd::vectorized(
+        #[inline(always)]
+        || {
+            for logits in block.chunks_exact(rows) {
+                for (largest, logit) in scratch.iter_mut().zip(logits) {
+                    *largest = largest.max(*logit);
+                }
+            }
+            for logits in block.chunks_exact_mut(rows) {
+                for (logit, largest) in logits.iter_mut().zip(scratch.iter()) {
+                    *logit -= largest;
+                }
+            }
+        },
+    );
+    crate::simd::exp_in_place(block);
+    scratch.fill(0.0);
+    crate::simd::vectorized(
+        #[inline(always)]
+        || {
+            for weights in block.chunks_exact(rows) {
+                for (total, weight) in scratch.iter_mut().zip(weights) {
+                    *total += weight;
+                }
+            }
+        },
+    );
+    for (row, total) in scratch.iter().enumerate() {
+        let mut left = rng.random::<f32>() * total;
+        let mut chosen = width - 1;
+        for slot in 0..width {
+            let weight = block[slot * rows + row];
+            if left < weight {
+                chosen = slot;
+                break;
+            }
+            left -= weight;
+        }
+        for slot in 0..width {
+            block[slot * rows + row] = if slot == chosen { 1.0 } else { 0.0 };
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1142,19 +1214,31 @@ mod tests {
         );
     }
 
-    /// Categories drawn from logits follow their softmax, and each block becomes a one-hot.
+    /// Categories drawn from logits follow their softmax, and each row's block becomes a
+    /// one-hot. The rows' logits are the same up to a shift, which the softmax ignores, and
+    /// the row count is not a multiple of the vector width.
     #[test]
     fn drawn_categories_follow_the_softmax() {
         let logits = [0.0f32, 1.0, -1.0, 2.0];
         let total: f32 = logits.iter().map(|l| l.exp()).sum();
         let mut rng = bulk(9, Purpose::Gumbel);
         let mut counts = [0usize; 4];
-        let draws = 200_000;
-        for _ in 0..draws {
-            let mut block = logits;
-            draw_one_hot(&mut block, &mut rng);
-            assert_eq!(block.iter().sum::<f32>(), 1.0);
-            counts[block.iter().position(|v| *v == 1.0).unwrap()] += 1;
+        let rows = 1_001;
+        let mut draws = 0;
+        let mut scratch = Vec::new();
+        for _ in 0..200 {
+            // Feature by feature: logit `slot` of row `row` at `slot * rows + row`.
+            let mut block: Vec<f32> = logits
+                .iter()
+                .flat_map(|logit| (0..rows).map(move |row| logit + (row % 7) as f32 * 30.0))
+                .collect();
+            draw_one_hots(&mut block, rows, &mut rng, &mut scratch);
+            for row in 0..rows {
+                let line: Vec<f32> = (0..4).map(|slot| block[slot * rows + row]).collect();
+                assert_eq!(line.iter().sum::<f32>(), 1.0);
+                counts[line.iter().position(|v| *v == 1.0).unwrap()] += 1;
+                draws += 1;
+            }
         }
         for (count, logit) in counts.iter().zip(logits) {
             let expected = logit.exp() / total;
@@ -1182,10 +1266,21 @@ mod tests {
                 .unwrap();
         }
         let rows = 37;
-        let mut input = vec![0.0f32; rows * 20];
+        // Feature by feature, as the host forward takes it.
+        let mut input = vec![0.0f32; 20 * rows];
         fill_normal(&mut rng, &mut input);
+        let rows_first = Tensor::from_slice(&input, (20, rows), &device)
+            .unwrap()
+            .t()
+            .unwrap()
+            .contiguous()
+            .unwrap();
         let expected = generator
-            .forward_detached(&Tensor::from_slice(&input, (rows, 20), &device).unwrap())
+            .forward_detached(&rows_first)
+            .unwrap()
+            .t()
+            .unwrap()
+            .contiguous()
             .unwrap()
             .flatten_all()
             .unwrap()
