@@ -269,17 +269,28 @@ unsafe fn gemm_raw(
     }
 }
 
+/// How a matrix of activations is held on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// Row by row: `[rows, features]`, each row's features side by side.
+    ByRows,
+    /// Feature by feature: `[features, rows]`, each feature's values over the rows side by
+    /// side.
+    ByFeatures,
+}
+
 /// The product of a linear layer, `out = [x₁ | x₂ | …] Wᵀ` (no bias), on host memory, reading
-/// an input held as separate column blocks (`rows × widths[i]` each) without concatenating
-/// them: each block meets its own columns of `weight` (`[outputs, Σ widths]`). `out` is
-/// resized, and a buffer reused at the same size is not cleared first, since the first
-/// product overwrites it.
+/// an input held as separate column blocks (`widths[i]` features each) without concatenating
+/// them: each block meets its own columns of `weight` (`[outputs, Σ widths]`). Input blocks and
+/// output are all held as `held` says. `out` is resized, and a buffer reused at the same size
+/// is not cleared first, since the first product overwrites it.
 pub(crate) fn linear_blocks(
     out: &mut Vec<f32>,
     rows: usize,
     blocks: &[&[f32]],
     weight: &[f32],
     outputs: usize,
+    held: Held,
 ) {
     let inputs = weight.len() / outputs.max(1);
     out.resize(rows * outputs, 0.0);
@@ -289,15 +300,26 @@ pub(crate) fn linear_blocks(
     let mut column = 0;
     for (index, block) in blocks.iter().enumerate() {
         let width = block.len() / rows;
-        // Wᵀ restricted to this block's columns: row stride 1, column stride `inputs`.
-        product_into(
-            out,
-            (rows, outputs, width),
-            (block, width, 1),
-            (&weight[column..], 1, inputs),
-            index > 0,
-            split(),
-        );
+        // W restricted to this block's columns, transposed when the rows come first.
+        let weight = &weight[column..];
+        match held {
+            Held::ByRows => product_into(
+                out,
+                (rows, outputs, width),
+                (block, width, 1),
+                (weight, 1, inputs),
+                index > 0,
+                split(),
+            ),
+            Held::ByFeatures => product_into(
+                out,
+                (outputs, rows, width),
+                (weight, inputs, 1),
+                (block, rows, 1),
+                index > 0,
+                split(),
+            ),
+        }
         column += width;
     }
     assert_eq!(column, inputs, "blocks do not cover the layer's inputs");
@@ -310,38 +332,6 @@ pub(crate) fn add_to_rows(out: &mut [f32], bias: &[f32]) {
             *value += b;
         }
     }
-}
-
-/// The product of a linear layer on matrices held feature by feature, `out = W [x₁; x₂; …]`
-/// (no bias): the input is a stack of blocks (`widths[i] × rows` each), each meeting its
-/// own columns of `weight` (`[outputs, Σ widths]`), and `out` is resized to
-/// `outputs × rows`.
-pub(crate) fn features_linear(
-    out: &mut Vec<f32>,
-    rows: usize,
-    blocks: &[&[f32]],
-    weight: &[f32],
-    outputs: usize,
-) {
-    let inputs = weight.len() / outputs.max(1);
-    out.resize(outputs * rows, 0.0);
-    if rows == 0 {
-        return;
-    }
-    let mut column = 0;
-    for (index, block) in blocks.iter().enumerate() {
-        let width = block.len() / rows;
-        product_into(
-            out,
-            (outputs, rows, width),
-            (&weight[column..], inputs, 1),
-            (block, rows, 1),
-            index > 0,
-            split(),
-        );
-        column += width;
-    }
-    assert_eq!(column, inputs, "blocks do not cover the layer's inputs");
 }
 
 /// Batch normalisation with the batch's statistics followed by ReLU, in place, on a matrix
@@ -417,7 +407,7 @@ impl CustomOp3 for Linear {
         );
         let rows = l1.shape().dims2()?.0;
         let mut out = Vec::new();
-        linear_blocks(&mut out, rows, &[xs], weight, bias.len());
+        linear_blocks(&mut out, rows, &[xs], weight, bias.len(), Held::ByRows);
         add_to_rows(&mut out, bias);
         Ok((CpuStorage::F32(out), Shape::from((rows, bias.len()))))
     }

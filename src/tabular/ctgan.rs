@@ -28,7 +28,7 @@ use crate::encode::EncodedTable;
 use crate::encode::layout::{Activation, Layout, Span};
 use crate::error::Result;
 use crate::gan::critic::{Critic, CriticConfig};
-use crate::gan::fused::{LinearGrads, features_batch_norm_relu, features_linear, with_host};
+use crate::gan::fused::{Held, LinearGrads, features_batch_norm_relu, linear_blocks, with_host};
 use crate::gan::loss::{Objective, critic_loss, generator_loss};
 use crate::gan::nn::{BatchNorm, Linear, Params};
 use crate::gan::ops::{
@@ -160,7 +160,7 @@ impl Generator {
             // exactly, so it is not added.
             let outputs = norm.gamma.elem_count();
             with_host(linear.weight.as_tensor(), |weight| {
-                features_linear(out, rows, &reads, weight, outputs)
+                linear_blocks(out, rows, &reads, weight, outputs, Held::ByFeatures)
             })?;
             with_host(norm.gamma.as_tensor(), |gamma| {
                 with_host(norm.beta.as_tensor(), |beta| {
@@ -174,7 +174,7 @@ impl Generator {
         let raw = &mut raw[0];
         with_host(self.output.weight.as_tensor(), |weight| {
             with_host(self.output.bias.as_tensor(), |bias| {
-                features_linear(raw, rows, &reads, weight, bias.len());
+                linear_blocks(raw, rows, &reads, weight, bias.len(), Held::ByFeatures);
                 for (values, bias) in raw.chunks_exact_mut(rows).zip(bias) {
                     values.iter_mut().for_each(|value| *value += bias);
                 }
