@@ -325,6 +325,23 @@ pub(crate) fn linear_blocks(
     assert_eq!(column, inputs, "blocks do not cover the layer's inputs");
 }
 
+/// Writes the transpose of `source` (`rows × columns`, row-major) into `target`
+/// (`columns × rows`), in square tiles that stay in the cache, since one of the two sides is
+/// always read or written far apart.
+pub(crate) fn transpose(source: &[f32], (rows, columns): (usize, usize), target: &mut [f32]) {
+    const TILE: usize = 8;
+    assert!(source.len() == rows * columns && target.len() == rows * columns);
+    for first_row in (0..rows).step_by(TILE) {
+        for first_column in (0..columns).step_by(TILE) {
+            for row in first_row..(first_row + TILE).min(rows) {
+                for column in first_column..(first_column + TILE).min(columns) {
+                    target[column * rows + row] = source[row * columns + column];
+                }
+            }
+        }
+    }
+}
+
 /// Adds `bias` to every row of `out` (row-major, `bias.len()` wide).
 pub(crate) fn add_to_rows(out: &mut [f32], bias: &[f32]) {
     for row in out.chunks_exact_mut(bias.len()) {
@@ -671,6 +688,21 @@ mod tests {
 
     use super::*;
     use crate::rng::{Purpose, stream};
+
+    /// Tiled transposes put every value where the plain definition does, on sizes that are
+    /// not multiples of the tile.
+    #[test]
+    fn transposes_move_every_value() {
+        let (rows, columns) = (37, 53);
+        let source: Vec<f32> = (0..rows * columns).map(|i| i as f32).collect();
+        let mut target = vec![0.0; rows * columns];
+        transpose(&source, (rows, columns), &mut target);
+        for row in 0..rows {
+            for column in 0..columns {
+                assert_eq!(target[column * rows + row], source[row * columns + column]);
+            }
+        }
+    }
 
     /// A product split over the compute pool (by rows or by columns) gives the same bits as
     /// one on a single thread, plain, transposed, accumulating and into a wider output. (On a

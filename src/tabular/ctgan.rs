@@ -28,7 +28,9 @@ use crate::encode::EncodedTable;
 use crate::encode::layout::{Activation, Layout, Span};
 use crate::error::Result;
 use crate::gan::critic::{Critic, CriticConfig};
-use crate::gan::fused::{Held, LinearGrads, features_batch_norm_relu, linear_blocks, with_host};
+use crate::gan::fused::{
+    Held, LinearGrads, features_batch_norm_relu, linear_blocks, transpose, with_host,
+};
 use crate::gan::loss::{Objective, critic_loss, generator_loss};
 use crate::gan::nn::{BatchNorm, Linear, Params};
 use crate::gan::ops::{
@@ -788,11 +790,7 @@ pub fn generate_rows<'s>(
         }
     }
     activated.resize(rows * layout.data_dim, 0.0);
-    for (feature, values) in values.chunks_exact(rows.max(1)).enumerate() {
-        for (row, value) in values.iter().enumerate() {
-            activated[row * layout.data_dim + feature] = *value;
-        }
-    }
+    transpose(values, (layout.data_dim, rows), activated);
     Ok(activated)
 }
 
@@ -809,9 +807,15 @@ fn fill_generation_input(
     buffer.resize(rows * (noise_dim + cond_dim), 0.0);
     let (noise, conditions) = buffer.split_at_mut(noise_dim * rows);
     fill_normal(rng, noise);
-    for (slot, values) in conditions.chunks_exact_mut(rows.max(1)).enumerate() {
-        for (row, value) in values.iter_mut().enumerate() {
-            *value = cond.vectors[row * cond_dim + slot];
+    // The vectors are one-hot blocks, mostly zeros: only their non-zero values are placed.
+    conditions.fill(0.0);
+    if cond_dim > 0 {
+        for (row, vector) in cond.vectors.chunks_exact(cond_dim).take(rows).enumerate() {
+            for (slot, value) in vector.iter().enumerate() {
+                if *value != 0.0 {
+                    conditions[slot * rows + row] = *value;
+                }
+            }
         }
     }
 }
@@ -839,32 +843,44 @@ fn draw_one_hots(block: &mut [f32], rows: usize, rng: &mut Bulk, scratch: &mut V
         },
     );
     crate::simd::exp_in_place(block);
-    scratch.fill(0.0);
+    // Per row: the total weight, then the weight left to pass before the drawn point, then
+    // the slot chosen so far. A row's weight left turns infinite once its slot is chosen.
+    scratch.clear();
+    scratch.resize(3 * rows, 0.0);
+    let (totals, rest) = scratch.split_at_mut(rows);
+    let (left, chosen) = rest.split_at_mut(rows);
     crate::simd::vectorized(
         #[inline(always)]
         || {
             for weights in block.chunks_exact(rows) {
-                for (total, weight) in scratch.iter_mut().zip(weights) {
+                for (total, weight) in totals.iter_mut().zip(weights) {
                     *total += weight;
                 }
             }
         },
     );
-    for (row, total) in scratch.iter().enumerate() {
-        let mut left = rng.random::<f32>() * total;
-        let mut chosen = width - 1;
-        for slot in 0..width {
-            let weight = block[slot * rows + row];
-            if left < weight {
-                chosen = slot;
-                break;
-            }
-            left -= weight;
-        }
-        for slot in 0..width {
-            block[slot * rows + row] = if slot == chosen { 1.0 } else { 0.0 };
-        }
+    for (left, total) in left.iter_mut().zip(totals.iter()) {
+        *left = rng.random::<f32>() * total;
     }
+    chosen.fill((width - 1) as f32);
+    crate::simd::vectorized(
+        #[inline(always)]
+        || {
+            for (slot, weights) in block.chunks_exact(rows).enumerate() {
+                for ((left, chosen), weight) in left.iter_mut().zip(chosen.iter_mut()).zip(weights)
+                {
+                    let hit = *left < *weight;
+                    *chosen = if hit { slot as f32 } else { *chosen };
+                    *left = if hit { f32::INFINITY } else { *left - weight };
+                }
+            }
+            for (slot, values) in block.chunks_exact_mut(rows).enumerate() {
+                for (value, chosen) in values.iter_mut().zip(chosen.iter()) {
+                    *value = if *chosen == slot as f32 { 1.0 } else { 0.0 };
+                }
+            }
+        },
+    );
 }
 
 #[cfg(test)]
