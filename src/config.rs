@@ -27,6 +27,10 @@ pub struct EncodeConfig {
     /// model and never generated (1 keeps every value).
     #[serde(default = "EncodeConfig::no_rare_protection")]
     pub rare_below: u64,
+    /// Find categorical columns that decide others (a fraud scenario, the fraud label) and
+    /// keep every generated row consistent with them (see [`crate::encode::links`]).
+    #[serde(default)]
+    pub links: bool,
 }
 
 impl EncodeConfig {
@@ -52,6 +56,7 @@ impl Default for EncodeConfig {
             max_categories: 100,
             categorical_max_distinct: 50,
             rare_below: 5,
+            links: true,
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::encode::{ColumnEncoder, TableEncoder};
 use crate::error::{Error, Result};
 use crate::rng::{Purpose, Stream, bulk_substream, substream};
 use crate::tabular::cond::{CondSampler, Weighting};
-use crate::tabular::ctgan::{Generation, Networks, generate_rows};
+use crate::tabular::ctgan::{Generation, Networks, Rules, generate_rows};
 use crate::tabular::{TabularModel, discrete_counts};
 
 /// A condition resolved against a model: the column, its discrete span and slot, and the value
@@ -191,6 +191,10 @@ pub fn batch(
         source.gan,
         layout,
         &cond,
+        Rules {
+            links: &source.encoder.links,
+            fixed: &fixed,
+        },
         generated,
         &mut run.generation,
     )?;

@@ -78,6 +78,10 @@ pub struct FitArgs {
     /// generated; they share the "other" slot (1 keeps every value)
     #[arg(long, value_name = "N", default_value_t = EncodeConfig::default().rare_below)]
     pub rare_below: u64,
+    /// Do not look for categorical columns that decide others (a fraud scenario and the fraud
+    /// label); by default generated rows keep every such link found in the training rows
+    #[arg(long)]
+    pub no_links: bool,
     /// Values each column's Gaussian mixture is fitted on, drawn at random from the column
     #[arg(long, default_value_t = EncodeConfig::default().mixture_sample)]
     pub mixture_sample: usize,
@@ -127,6 +131,7 @@ impl FitArgs {
         config.encode.max_categories = self.max_categories;
         config.encode.mixture_sample = self.mixture_sample;
         config.encode.rare_below = self.rare_below.max(1);
+        config.encode.links = !self.no_links;
         config.select.every = self.select_every;
         config.select.rows = self.select_rows;
         config.select.patience = self.patience;

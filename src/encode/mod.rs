@@ -13,6 +13,7 @@ pub mod bgm;
 pub mod continuous;
 pub mod discrete;
 pub mod layout;
+pub mod links;
 
 use polars::prelude::{Column, DataFrame, DataType, NamedFrom, Series};
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,9 @@ pub struct TableEncoder {
     pub columns: Vec<ColumnEncoder>,
     /// Where each encoded column lives.
     pub layout: Layout,
+    /// Categorical columns that decide others in the training rows, which generation keeps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<links::Link>,
 }
 
 /// A table encoded for training.
@@ -119,6 +123,7 @@ impl TableEncoder {
             schema: schema.clone(),
             columns,
             layout,
+            links: Vec::new(),
         })
     }
 

@@ -26,6 +26,7 @@ use rand::seq::SliceRandom;
 use crate::config::GanConfig;
 use crate::encode::EncodedTable;
 use crate::encode::layout::{Activation, Layout, Span};
+use crate::encode::links::Link;
 use crate::error::Result;
 use crate::gan::critic::{Critic, CriticConfig};
 use crate::gan::fused::{
@@ -727,6 +728,8 @@ pub struct Generation {
     blocks: Vec<Vec<f32>>,
     input: Vec<f32>,
     scratch: Vec<f32>,
+    chosen: Vec<f32>,
+    allowed: Vec<f32>,
     activated: Vec<f32>,
 }
 
@@ -739,6 +742,8 @@ impl Generation {
             blocks: Vec::new(),
             input: Vec::new(),
             scratch: Vec::new(),
+            chosen: Vec::new(),
+            allowed: Vec::new(),
             activated: Vec::new(),
         }
     }
@@ -758,6 +763,7 @@ pub fn generate_rows<'s>(
     config: &GanConfig,
     layout: &Layout,
     cond: &CondBatch,
+    rules: Rules<'_>,
     rows: usize,
     state: &'s mut Generation,
 ) -> Result<&'s [f32]> {
@@ -767,6 +773,8 @@ pub fn generate_rows<'s>(
         blocks,
         input,
         scratch,
+        chosen,
+        allowed,
         activated,
     } = state;
     let width = config.noise_dim + layout.cond_dim;
@@ -782,16 +790,133 @@ pub fn generate_rows<'s>(
         blocks[0] = raw.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         blocks[0].as_mut_slice()
     };
+    let forced = forced_slots(layout.discrete.len(), rules.links, rules.fixed);
+    let discrete_at = |offset: usize| {
+        layout
+            .discrete
+            .iter()
+            .position(|span| span.offset == offset)
+    };
+    let block_of = |offset: usize, width: usize| offset * rows..(offset + width) * rows;
     for span in &layout.spans {
-        let block = &mut values[span.offset * rows..(span.offset + span.width) * rows];
+        let discrete = discrete_at(span.offset);
+        if discrete.is_some_and(|d| rules.links.iter().any(|link| link.detailed == d)) {
+            continue;
+        }
+        let block = &mut values[block_of(span.offset, span.width)];
         match span.activation {
             Activation::Tanh => crate::simd::tanh_in_place(block),
             Activation::Softmax => draw_one_hots(block, rows, categories, scratch),
+        }
+        if let Some(slot) = discrete.and_then(|d| forced[d]) {
+            set_one_hot(block, rows, slot);
+        }
+    }
+    // Detailed spans of links, each after its summary span.
+    for link in rules.links {
+        let summary = layout.discrete[link.summary];
+        chosen_slots(
+            &values[block_of(summary.offset, summary.width)],
+            rows,
+            chosen,
+        );
+        let detailed = layout.discrete[link.detailed];
+        let block = &mut values[block_of(detailed.offset, detailed.width)];
+        restrict(block, rows, &link.summary_of, chosen, allowed);
+        draw_one_hots(block, rows, categories, scratch);
+        if let Some(slot) = forced[link.detailed] {
+            set_one_hot(block, rows, slot);
         }
     }
     activated.resize(rows * layout.data_dim, 0.0);
     transpose(values, (layout.data_dim, rows), activated);
     Ok(activated)
+}
+
+/// What every generated row must keep besides the generator's own draws.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rules<'a> {
+    /// Links between categorical columns found in the training rows.
+    pub links: &'a [Link],
+    /// (discrete span, slot) of every column conditioned on.
+    pub fixed: &'a [(usize, usize)],
+}
+
+/// The slot every row gets in each discrete span, if any: the conditions, and the summary
+/// slot of a conditioned detailed span (a condition on a fraud scenario sets the fraud
+/// label) unless the summary span is conditioned itself.
+fn forced_slots(spans: usize, links: &[Link], fixed: &[(usize, usize)]) -> Vec<Option<usize>> {
+    let mut forced = vec![None; spans];
+    for &(span, slot) in fixed {
+        forced[span] = Some(slot);
+    }
+    // Links are ordered summaries first, so walking them backwards carries a condition down
+    // a chain of links.
+    for link in links.iter().rev() {
+        if let (Some(slot), None) = (forced[link.detailed], forced[link.summary]) {
+            let summary = link.summary_of[slot];
+            if summary != Link::FREE {
+                forced[link.summary] = Some(summary as usize);
+            }
+        }
+    }
+    forced
+}
+
+/// Makes every row of `block` (`[width, rows]`) the one-hot of `slot`.
+fn set_one_hot(block: &mut [f32], rows: usize, slot: usize) {
+    for (index, values) in block.chunks_exact_mut(rows.max(1)).enumerate() {
+        values.fill(if index == slot { 1.0 } else { 0.0 });
+    }
+}
+
+/// Writes each row's slot in the one-hot `block` (`[width, rows]`) to `chosen`.
+fn chosen_slots(block: &[f32], rows: usize, chosen: &mut Vec<f32>) {
+    chosen.clear();
+    chosen.resize(rows, 0.0);
+    crate::simd::vectorized(
+        #[inline(always)]
+        || {
+            for (slot, values) in block.chunks_exact(rows.max(1)).enumerate() {
+                for (chosen, value) in chosen.iter_mut().zip(values) {
+                    *chosen = if *value == 1.0 { slot as f32 } else { *chosen };
+                }
+            }
+        },
+    );
+}
+
+/// Rules out, in the logits `block` of a link's detailed span, the slots that do not go with
+/// each row's summary slot `chosen`, in the rows where some slot does (the others keep every
+/// slot).
+fn restrict(
+    block: &mut [f32],
+    rows: usize,
+    summary_of: &[u32],
+    chosen: &[f32],
+    allowed: &mut Vec<f32>,
+) {
+    let fits = |summary: u32, chosen: f32| summary == Link::FREE || chosen == summary as f32;
+    allowed.clear();
+    allowed.resize(rows, 0.0);
+    crate::simd::vectorized(
+        #[inline(always)]
+        || {
+            for &summary in summary_of {
+                for (allowed, chosen) in allowed.iter_mut().zip(chosen) {
+                    *allowed += if fits(summary, *chosen) { 1.0 } else { 0.0 };
+                }
+            }
+            for (logits, &summary) in block.chunks_exact_mut(rows.max(1)).zip(summary_of) {
+                for ((logit, chosen), allowed) in logits.iter_mut().zip(chosen).zip(allowed.iter())
+                {
+                    if *allowed > 0.0 && !fits(summary, *chosen) {
+                        *logit = f32::NEG_INFINITY;
+                    }
+                }
+            }
+        },
+    );
 }
 
 /// Fills `buffer` with generation inputs held feature by feature

@@ -160,9 +160,21 @@ pub fn fit(
     );
     crate::flag_ensure!(config.gan.epochs > 0, "--epochs", "must be at least 1");
     let values = table::columns(frame, schema)?;
-    let encoder = TableEncoder::fit(schema, &values, &config.encode, seed)?;
+    let mut encoder = TableEncoder::fit(schema, &values, &config.encode, seed)?;
     let encoded = encoder.transform(&values, seed)?;
     drop(values);
+    if config.encode.links {
+        encoder.links = crate::encode::links::find(&encoder.layout, &encoded);
+        for link in &encoder.links {
+            let name =
+                |span: usize| &encoder.schema.columns[encoder.layout.discrete[span].column].name;
+            tracing::info!(
+                "every well-supported value of `{}` comes with one value of `{}` in the training rows; generated rows keep that",
+                name(link.detailed),
+                name(link.summary)
+            );
+        }
+    }
     tracing::debug!(
         data_dim = encoder.layout.data_dim,
         cond_dim = encoder.layout.cond_dim,
