@@ -90,8 +90,16 @@ pub struct GanConfig {
     pub weight_decay: f64,
     /// Rows per training batch; a multiple of `pac`.
     pub batch_size: usize,
-    /// Passes over the training rows.
+    /// Passes over the training rows (resolved: see [`GanConfig::min_steps`]).
     pub epochs: usize,
+    /// When no epoch count is given, tables too small for [`GanConfig::epochs`] to make this
+    /// many generator steps train for as many epochs as do. CTGAN makes one step per
+    /// `batch_size` rows, so 300 epochs of an 800-row table are 300 steps, far from
+    /// converged (german_credit's quality rose from 0.857 to 0.882 over eight seeds at
+    /// 3,000 steps, credit's from 0.760 to 0.898); a table of 5,000 rows or more is
+    /// unaffected. 0 keeps `epochs` as it is.
+    #[serde(default)]
+    pub min_steps: usize,
     /// Critic steps per generator step.
     pub critic_steps: usize,
     /// How training conditions weight each category. CTGAN draws categories by log-frequency,
@@ -100,6 +108,20 @@ pub struct GanConfig {
     /// frequency, which keeps the data's mix. BENCHMARKS.md compares the choices.
     #[serde(default)]
     pub condition_weighting: crate::tabular::cond::Weighting,
+}
+
+impl GanConfig {
+    /// Generator steps per epoch over `rows` training rows (one per batch, at least one).
+    pub fn steps_per_epoch(&self, rows: usize) -> usize {
+        (rows / self.batch_size.max(1)).max(1)
+    }
+
+    /// The default epoch count for `rows` training rows: [`GanConfig::epochs`], or more when
+    /// that makes fewer than [`GanConfig::min_steps`] steps.
+    pub fn default_epochs(&self, rows: usize) -> usize {
+        self.epochs
+            .max(self.min_steps.div_ceil(self.steps_per_epoch(rows)))
+    }
 }
 
 impl Default for GanConfig {
@@ -119,6 +141,7 @@ impl Default for GanConfig {
             weight_decay: 1e-6,
             batch_size: 500,
             epochs: 300,
+            min_steps: 3_000,
             critic_steps: 1,
             condition_weighting: crate::tabular::cond::Weighting::Frequency,
         }
@@ -194,7 +217,25 @@ impl Default for GenerateConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::SelectConfig;
+    use super::{GanConfig, SelectConfig};
+
+    /// Small tables train for as many epochs as make the minimum of steps; from 5,000 rows
+    /// (10 batches) the default of 300 epochs holds, and 0 turns the minimum off.
+    #[test]
+    fn small_tables_train_for_the_minimum_of_steps() {
+        let gan = GanConfig::default();
+        assert_eq!(gan.default_epochs(100), 3_000);
+        assert_eq!(gan.default_epochs(800), 3_000);
+        assert_eq!(gan.default_epochs(1_000), 1_500);
+        assert_eq!(gan.default_epochs(4_999), 334);
+        assert_eq!(gan.default_epochs(5_000), 300);
+        assert_eq!(gan.default_epochs(80_000), 300);
+        let off = GanConfig {
+            min_steps: 0,
+            ..GanConfig::default()
+        };
+        assert_eq!(off.default_epochs(800), 300);
+    }
 
     #[test]
     fn checks_are_spread_over_the_fit_unless_set() {

@@ -210,7 +210,11 @@ fn help_reads_well() {
         .args(["fit", "--help"])
         .assert()
         .success()
-        .stdout(contains("--epochs").and(contains("[default: 300]")));
+        .stdout(
+            contains("--epochs")
+                .and(contains("[default: 300,"))
+                .and(contains("--min-steps")),
+        );
     synth(dir.path())
         .args(["generate", "--help"])
         .assert()

@@ -24,9 +24,14 @@ pub struct FitArgs {
     /// Schema file (TOML) to use instead of inferring one; see `synth schema infer`
     #[arg(long)]
     pub schema: Option<PathBuf>,
-    /// Passes over the training rows
-    #[arg(long, default_value_t = GanConfig::default().epochs)]
-    pub epochs: usize,
+    /// Passes over the training rows [default: 300, or on tables under 5,000 rows as many as
+    /// make `--min-steps` generator steps]
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
+    /// Without `--epochs`, train small tables for at least N generator steps (one per batch);
+    /// 0 keeps 300 epochs whatever the table's size
+    #[arg(long, value_name = "N", default_value_t = GanConfig::default().min_steps)]
+    pub min_steps: usize,
     /// Rows per training batch; a multiple of `--pac`
     #[arg(long, default_value_t = GanConfig::default().batch_size)]
     pub batch_size: usize,
@@ -113,7 +118,10 @@ pub struct FitArgs {
 impl FitArgs {
     fn config(&self) -> FitConfig {
         let mut config = FitConfig::default();
-        config.gan.epochs = self.epochs;
+        config.gan.min_steps = self.min_steps;
+        if let Some(epochs) = self.epochs {
+            config.gan.epochs = epochs;
+        }
         config.gan.batch_size = self.batch_size;
         config.gan.pac = self.pac;
         config.gan.critic_steps = self.critic_steps;
@@ -222,6 +230,17 @@ pub(super) fn run(args: FitArgs, printer: Printer) -> anyhow::Result<()> {
         }
         None => Schema::infer(&frame, &config.encode)?,
     };
+    let mut config = config;
+    if args.epochs.is_none() {
+        config.gan.epochs = config.gan.default_epochs(frame.height());
+        if config.gan.epochs > GanConfig::default().epochs {
+            tracing::info!(
+                epochs = config.gan.epochs,
+                rows = frame.height(),
+                "a small table: training for more epochs, to make `--min-steps` generator steps"
+            );
+        }
+    }
     let data = DataSummary {
         source: args
             .data

@@ -700,7 +700,7 @@ impl Adversarial for Trainer<'_> {
     }
 
     fn steps_per_epoch(&self) -> usize {
-        (self.table.rows / self.batch_size()).max(1)
+        self.config.steps_per_epoch(self.table.rows)
     }
 
     /// Puts the weights trained on the host into the networks, where the epochs' checks and
