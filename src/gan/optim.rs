@@ -132,17 +132,24 @@ pub(crate) fn update_values(
     let (beta1, beta2) = (config.beta1 as f32, config.beta2 as f32);
     let (decay, epsilon) = (config.weight_decay as f32, config.epsilon as f32);
     let (step_size, second_scale) = (step_size as f32, (1.0 / second_correction) as f32);
-    for (((theta, grad), first), second) in theta
-        .iter_mut()
-        .zip(grad)
-        .zip(first.iter_mut())
-        .zip(second.iter_mut())
-    {
-        let grad = grad + decay * *theta;
-        *first = beta1 * *first + (1.0 - beta1) * grad;
-        *second = beta2 * *second + (1.0 - beta2) * grad * grad;
-        *theta -= step_size * *first / ((*second * second_scale).sqrt() + epsilon);
-    }
+    // Square roots and divisions round the same in every vector width, so the wide
+    // instructions give the same weights.
+    crate::simd::vectorized(
+        #[inline(always)]
+        || {
+            for (((theta, grad), first), second) in theta
+                .iter_mut()
+                .zip(grad)
+                .zip(first.iter_mut())
+                .zip(second.iter_mut())
+            {
+                let grad = grad + decay * *theta;
+                *first = beta1 * *first + (1.0 - beta1) * grad;
+                *second = beta2 * *second + (1.0 - beta2) * grad * grad;
+                *theta -= step_size * *first / ((*second * second_scale).sqrt() + epsilon);
+            }
+        },
+    );
 }
 
 /// One Adam update of `var` with moments held as tensors on its device.
