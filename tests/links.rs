@@ -82,6 +82,12 @@ fn generated_rows_keep_the_link_between_scenario_and_label() {
     let linked = pairs(&dir.path().join("linked.parquet"));
     assert!(linked.iter().all(consistent));
     assert!(linked.iter().any(|(label, _)| label == "fraud"));
+    // The restricted draws come from the seeded streams too: the same seed, the same bytes.
+    generate(dir.path(), "linked", "again.parquet", None);
+    assert_eq!(
+        std::fs::read(dir.path().join("linked.parquet")).unwrap(),
+        std::fs::read(dir.path().join("again.parquet")).unwrap()
+    );
     // Two epochs are far too few for the generator to learn the link by itself.
     generate(dir.path(), "free", "free.parquet", None);
     let free = pairs(&dir.path().join("free.parquet"));
