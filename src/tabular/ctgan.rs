@@ -758,6 +758,10 @@ impl Generation {
 ///
 /// The generator runs on matrices held feature by feature (see
 /// [`Generator::forward_host`]), and the activated outputs are turned row by row at the end.
+///
+/// `rules` holds what the draws must keep: each conditioned column's one-hot is set to its
+/// slot, and the detailed span of each link is drawn after its summary span, among the slots
+/// that go with the summary slot drawn (see [`crate::encode::links`]).
 pub fn generate_rows<'s>(
     networks: &Networks,
     config: &GanConfig,
