@@ -119,9 +119,6 @@ impl FitArgs {
     fn config(&self) -> FitConfig {
         let mut config = FitConfig::default();
         config.gan.min_steps = self.min_steps;
-        if let Some(epochs) = self.epochs {
-            config.gan.epochs = epochs;
-        }
         config.gan.batch_size = self.batch_size;
         config.gan.pac = self.pac;
         config.gan.critic_steps = self.critic_steps;
@@ -231,16 +228,20 @@ pub(super) fn run(args: FitArgs, printer: Printer) -> anyhow::Result<()> {
         None => Schema::infer(&frame, &config.encode)?,
     };
     let mut config = config;
-    if args.epochs.is_none() {
-        config.gan.epochs = config.gan.default_epochs(frame.height());
-        if config.gan.epochs > GanConfig::default().epochs {
-            tracing::info!(
-                epochs = config.gan.epochs,
-                rows = frame.height(),
-                "a small table: training for more epochs, to make `--min-steps` generator steps"
-            );
+    config.gan.epochs = match args.epochs {
+        Some(epochs) => epochs,
+        None => {
+            let epochs = config.gan.default_epochs(frame.height());
+            if epochs > config.gan.epochs {
+                tracing::info!(
+                    epochs,
+                    rows = frame.height(),
+                    "a small table: training for more epochs, to make `--min-steps` generator steps"
+                );
+            }
+            epochs
         }
-    }
+    };
     let data = DataSummary {
         source: args
             .data

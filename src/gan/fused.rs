@@ -369,36 +369,27 @@ pub(crate) fn features_batch_norm_relu(xs: &mut [f32], rows: usize, gamma: &[f32
 #[inline(always)]
 fn features_batch_norm_relu_loop(xs: &mut [f32], rows: usize, gamma: &[f32], beta: &[f32]) {
     const LANES: usize = 16;
-    let count = rows as f32;
-    {
-        for ((values, gamma), beta) in xs.chunks_exact_mut(rows).zip(gamma).zip(beta) {
-            // Offsets from the first value keep the squared mean from cancelling (see
-            // [`statistics`]).
-            let shift = values[0];
-            let (mut sums, mut squares) = ([0.0f32; LANES], [0.0f32; LANES]);
-            let mut lanes = values.chunks_exact(LANES);
-            for chunk in &mut lanes {
-                for ((sum, square), value) in sums.iter_mut().zip(&mut squares).zip(chunk) {
-                    let offset = value - shift;
-                    *sum += offset;
-                    *square += offset * offset;
-                }
-            }
-            for ((sum, square), value) in sums.iter_mut().zip(&mut squares).zip(lanes.remainder()) {
+    for ((values, gamma), beta) in xs.chunks_exact_mut(rows).zip(gamma).zip(beta) {
+        // Offsets from the first value keep the squared mean from cancelling (see
+        // [`statistics`]). Whole chunks keep the loop a vector loop; the last, partial one
+        // adds into the first lanes.
+        let shift = values[0];
+        let (mut sums, mut squares) = ([0.0f32; LANES], [0.0f32; LANES]);
+        let mut add = |chunk: &[f32]| {
+            for ((sum, square), value) in sums.iter_mut().zip(&mut squares).zip(chunk) {
                 let offset = value - shift;
                 *sum += offset;
                 *square += offset * offset;
             }
-            let offset_mean = sums.iter().sum::<f32>() / count;
-            let variance =
-                (squares.iter().sum::<f32>() / count - offset_mean * offset_mean).max(0.0);
-            let (mean, inverse) = (
-                shift + offset_mean,
-                1.0 / (variance + BATCH_NORM_EPSILON as f32).sqrt(),
-            );
-            for value in values.iter_mut() {
-                *value = ((*value - mean) * inverse * gamma + beta).max(0.0);
-            }
+        };
+        let chunks = values.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        chunks.for_each(&mut add);
+        add(rest);
+        let (sum, square) = (sums.iter().sum(), squares.iter().sum());
+        let (mean, inverse) = mean_and_inverse(shift, sum, square, rows as f32);
+        for value in values.iter_mut() {
+            *value = ((*value - mean) * inverse * gamma + beta).max(0.0);
         }
     }
 }
@@ -578,21 +569,24 @@ pub(crate) fn statistics(xs: &[f32], width: usize) -> (Vec<f32>, Vec<f32>) {
             }
         },
     );
-    let mean = sums
+    shift
         .iter()
-        .zip(&shift)
-        .map(|(sum, shift)| shift + sum / rows)
-        .collect();
-    let inverse = sums
-        .iter()
+        .zip(&sums)
         .zip(&squares)
-        .map(|(sum, square)| {
-            let offset_mean = sum / rows;
-            let variance = (square / rows - offset_mean * offset_mean).max(0.0);
-            1.0 / (variance + BATCH_NORM_EPSILON as f32).sqrt()
-        })
-        .collect();
-    (mean, inverse)
+        .map(|((shift, sum), square)| mean_and_inverse(*shift, *sum, *square, rows))
+        .unzip()
+}
+
+/// A column's mean and inverse standard deviation (with [`BATCH_NORM_EPSILON`]) from the
+/// sum and the sum of squares of its `rows` offsets from `shift`.
+#[inline(always)]
+fn mean_and_inverse(shift: f32, sum: f32, square: f32, rows: f32) -> (f32, f32) {
+    let offset_mean = sum / rows;
+    let variance = (square / rows - offset_mean * offset_mean).max(0.0);
+    (
+        shift + offset_mean,
+        1.0 / (variance + BATCH_NORM_EPSILON as f32).sqrt(),
+    )
 }
 
 impl CustomOp3 for BatchNorm {

@@ -951,7 +951,7 @@ fn fill_generation_input(
 
 /// Replaces the logits in `block` (`[width, rows]`, one span's features) with the one-hot of
 /// a category drawn, row by row, from their softmax. `scratch` holds each row's largest
-/// logit, then its total weight.
+/// logit, then its total weight, the weight left to pass and the slot chosen.
 fn draw_one_hots(block: &mut [f32], rows: usize, rng: &mut Bulk, scratch: &mut Vec<f32>) {
     let width = block.len() / rows.max(1);
     scratch.clear();
